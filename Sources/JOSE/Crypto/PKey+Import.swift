@@ -1,0 +1,168 @@
+private import COpenSSL
+import Foundation
+
+extension PKey {
+    /// The JWK members of an RSA key, big-endian unsigned bytes each (RFC 7518 section 6.3).
+    struct RSAComponents {
+        var n: [UInt8], e: [UInt8]
+        var d: [UInt8]? = nil, p: [UInt8]? = nil, q: [UInt8]? = nil
+        var dp: [UInt8]? = nil, dq: [UInt8]? = nil, qi: [UInt8]? = nil
+    }
+
+    static func rsa(_ c: RSAComponents) throws(KeyError) -> PKey {
+        let builder = OSSL_PARAM_BLD_new()!
+        defer { OSSL_PARAM_BLD_free(builder) }
+        var numbers: [OpaquePointer] = []
+        defer { numbers.forEach { BN_clear_free($0) } }
+        func push(_ name: String, _ bytes: [UInt8]?) -> Bool {
+            guard let bytes else { return true }
+            guard let bn = BN_bin2bn(bytes, Int32(bytes.count), nil) else { return false }
+            numbers.append(bn)
+            return OSSL_PARAM_BLD_push_BN(builder, name, bn) == 1
+        }
+        guard push(OSSL_PKEY_PARAM_RSA_N, c.n), push(OSSL_PKEY_PARAM_RSA_E, c.e) else {
+            throw KeyError("RSA modulus or exponent unusable")
+        }
+        let isPrivate = c.d != nil
+        if isPrivate {
+            guard push(OSSL_PKEY_PARAM_RSA_D, c.d) else { throw KeyError("RSA private exponent unusable") }
+            if let p = c.p, let q = c.q, let dp = c.dp, let dq = c.dq, let qi = c.qi {
+                guard push("rsa-factor1", p), push("rsa-factor2", q),
+                      push("rsa-exponent1", dp), push("rsa-exponent2", dq),
+                      push("rsa-coefficient1", qi)
+                else { throw KeyError("RSA CRT parameters unusable") }
+            }
+        }
+        return try fromData("RSA", builder, isPrivate: isPrivate)
+    }
+
+    static func ec(curve: Curve, x: [UInt8], y: [UInt8], d: [UInt8]?) throws(KeyError) -> PKey {
+        let size = curve.coordinateSize
+        guard x.count == size, y.count == size else {
+            throw KeyError("EC \(curve.rawValue) coordinates must be exactly \(size) bytes (x is \(x.count), y is \(y.count))")
+        }
+        if let d, d.count != size { throw KeyError("EC \(curve.rawValue) private key \"d\" must be exactly \(size) bytes, not \(d.count)") }
+        let builder = OSSL_PARAM_BLD_new()!
+        defer { OSSL_PARAM_BLD_free(builder) }
+        let point = [0x04] + x + y
+        var priv: OpaquePointer? = nil
+        defer { BN_clear_free(priv) }
+        guard OSSL_PARAM_BLD_push_utf8_string(builder, OSSL_PKEY_PARAM_GROUP_NAME, curve.opensslName, 0) == 1,
+              OSSL_PARAM_BLD_push_octet_string(builder, OSSL_PKEY_PARAM_PUB_KEY, point, point.count) == 1
+        else { throw KeyError("EC parameters unusable") }
+        if let d {
+            priv = BN_bin2bn(d, Int32(d.count), nil)
+            guard let priv, OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_PRIV_KEY, priv) == 1 else {
+                throw KeyError("EC private key unusable")
+            }
+        }
+        return try fromData("EC", builder, isPrivate: d != nil)
+    }
+
+    static func ed25519(x: [UInt8], d: [UInt8]?) throws(KeyError) -> PKey {
+        guard x.count == 32 else { throw KeyError("Ed25519 public key \"x\" must be 32 bytes, not \(x.count)") }
+        let raw: OpaquePointer?
+        if let d {
+            guard d.count == 32 else { throw KeyError("Ed25519 private key \"d\" must be 32 bytes, not \(d.count)") }
+            raw = EVP_PKEY_new_raw_private_key_ex(nil, "ED25519", nil, d, 32)
+        } else {
+            raw = EVP_PKEY_new_raw_public_key_ex(nil, "ED25519", nil, x, 32)
+        }
+        guard let raw else { throw KeyError("Ed25519 key rejected: \(OpenSSLError.drain("import"))") }
+        let key = try PKey(taking: raw)
+        if d != nil, key.rawPublicKey != x { throw KeyError("Ed25519 \"x\" does not match the private key \"d\"") }
+        return key
+    }
+
+    private static func fromData(_ type: String, _ builder: OpaquePointer, isPrivate: Bool) throws(KeyError) -> PKey {
+        guard let params = OSSL_PARAM_BLD_to_param(builder) else { throw KeyError("\(type) parameters unusable") }
+        defer { OSSL_PARAM_free(params) }
+        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else { throw KeyError("\(type) unavailable in OpenSSL") }
+        defer { EVP_PKEY_CTX_free(ctx) }
+        var pkey: OpaquePointer? = nil
+        let selection = isPrivate ? cossl_pkey_keypair() : cossl_pkey_public_key()
+        guard EVP_PKEY_fromdata_init(ctx) == 1, EVP_PKEY_fromdata(ctx, &pkey, selection, params) == 1, let pkey else {
+            throw KeyError("\(type) key rejected: \(OpenSSLError.drain("EVP_PKEY_fromdata"))")
+        }
+        let key = try PKey(taking: pkey)
+        try key.check(isPrivate: isPrivate)
+        return key
+    }
+
+    /// Refuses points off the curve and private keys that do not match their public part.
+    func check(isPrivate: Bool) throws(KeyError) {
+        guard let ctx = EVP_PKEY_CTX_new_from_pkey(nil, raw, nil) else { throw KeyError("key check unavailable") }
+        defer { EVP_PKEY_CTX_free(ctx) }
+        let ok = isPrivate ? EVP_PKEY_pairwise_check(ctx) : EVP_PKEY_public_check(ctx)
+        if ok != 1 {
+            throw KeyError(isPrivate ? "private key does not match its public key" : "public key is not valid (\(OpenSSLError.drain("check")))")
+        }
+    }
+
+    /// Reads the first key in PEM text: SPKI public keys, PKCS#8 or traditional (EC, RSA)
+    /// private keys, PKCS#1 RSA public keys, or the public key of an X.509 certificate.
+    static func pem(_ text: [UInt8]) throws(KeyError) -> PKey {
+        let string = String(decoding: text, as: UTF8.self)
+        guard string.contains("-----BEGIN ") else { throw KeyError("no PEM block (-----BEGIN ...-----) found") }
+        if string.contains("ENCRYPTED") { throw KeyError("encrypted PEM keys are not supported; store the key unencrypted with 0600 permissions") }
+        if string.contains("-----BEGIN CERTIFICATE-----") {
+            let bio = text.withUnsafeBytes { cossl_bio_mem($0.baseAddress, Int32($0.count)) }
+            defer { BIO_free(bio) }
+            guard let cert = PEM_read_bio_X509(bio, nil, nil, nil) else { throw KeyError("certificate unreadable: \(OpenSSLError.drain("PEM_read_bio_X509"))") }
+            defer { X509_free(cert) }
+            guard let pkey = X509_get_pubkey(cert) else { throw KeyError("certificate has no usable public key") }
+            return try PKey(taking: pkey)
+        }
+        for selection in [cossl_pkey_keypair(), cossl_pkey_public_key()] {
+            var pkey: OpaquePointer? = nil
+            guard let dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", nil, nil, selection, nil, nil) else { continue }
+            defer { OSSL_DECODER_CTX_free(dctx) }
+            let ok = text.withUnsafeBufferPointer { buffer -> Int32 in
+                var data: UnsafePointer<UInt8>? = buffer.baseAddress
+                var length = buffer.count
+                return OSSL_DECODER_from_data(dctx, &data, &length)
+            }
+            if ok == 1, let pkey {
+                OpenSSLError.clearQueue()
+                let key = try PKey(taking: pkey)
+                if key.hasPrivate { try key.check(isPrivate: true) }
+                return key
+            }
+        }
+        throw KeyError("PEM holds no readable key: \(OpenSSLError.drain("OSSL_DECODER_from_data"))")
+    }
+
+    /// A new key for `alg`: P-256/384/521, RSA 2048 (or `rsaBits`), Ed25519.
+    static func generate(for alg: Algorithm, rsaBits: Int = 2048) throws(KeyError) -> PKey {
+        let type: String
+        switch alg.family {
+        case .rsa, .rsaPSS: type = "RSA"
+        case .ecdsa: type = "EC"
+        case .eddsa: type = "ED25519"
+        case .hmac: throw KeyError("HMAC keys are secrets, not key pairs")
+        }
+        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil), EVP_PKEY_keygen_init(ctx) == 1 else {
+            throw KeyError("key generation unavailable: \(OpenSSLError.drain("keygen"))")
+        }
+        defer { EVP_PKEY_CTX_free(ctx) }
+        switch alg {
+        case .ES256: _ = EVP_PKEY_CTX_set_group_name(ctx, Curve.p256.opensslName)
+        case .ES384: _ = EVP_PKEY_CTX_set_group_name(ctx, Curve.p384.opensslName)
+        case .ES512: _ = EVP_PKEY_CTX_set_group_name(ctx, Curve.p521.opensslName)
+        case _ where type == "RSA": _ = EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, Int32(rsaBits))
+        default: break
+        }
+        var pkey: OpaquePointer? = nil
+        guard EVP_PKEY_generate(ctx, &pkey) == 1, let pkey else {
+            throw KeyError("key generation failed: \(OpenSSLError.drain("EVP_PKEY_generate"))")
+        }
+        return try PKey(taking: pkey)
+    }
+}
+
+/// Random bytes from OpenSSL's CSPRNG.
+public func secureRandomBytes(_ count: Int) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    precondition(RAND_bytes(&bytes, Int32(count)) == 1, "OpenSSL RAND_bytes failed")
+    return bytes
+}

@@ -1,0 +1,44 @@
+import Synchronization
+
+/// The current key ring of a folder, replaceable while the process runs.
+///
+/// `reload()` reads the folder again and swaps the ring in one step; a folder that fails to
+/// load leaves the old ring serving and throws the reasons. Readers always see a whole ring.
+public final class KeyStore: Sendable {
+    public let directory: String
+    private let state: Mutex<(ring: KeyRing, fingerprint: String)>
+
+    public init(directory: String) throws(KeyRingError) {
+        self.directory = directory
+        let fingerprint = KeyRing.fingerprint(directory: directory)
+        state = Mutex((try KeyRing.load(directory: directory), fingerprint))
+    }
+
+    /// A store over a fixed ring (a single file, or keys made in code).
+    public init(ring: KeyRing) {
+        directory = ""
+        state = Mutex((ring, ""))
+    }
+
+    public var ring: KeyRing { state.withLock { $0.ring } }
+
+    /// Reads the folder again; on success the new ring replaces the old one.
+    @discardableResult
+    public func reload() throws(KeyRingError) -> KeyRing {
+        guard !directory.isEmpty else { return ring }
+        let fingerprint = KeyRing.fingerprint(directory: directory)
+        let ring = try KeyRing.load(directory: directory)
+        state.withLock { $0 = (ring, fingerprint) }
+        return ring
+    }
+
+    /// Reloads only when a key file was added, removed or changed. Returns true if it did.
+    @discardableResult
+    public func reloadIfChanged() throws(KeyRingError) -> Bool {
+        guard !directory.isEmpty else { return false }
+        let current = state.withLock { $0.fingerprint }
+        guard KeyRing.fingerprint(directory: directory) != current else { return false }
+        try reload()
+        return true
+    }
+}

@@ -1,0 +1,6 @@
+import ArgumentParser
+
+@main
+struct GatewayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gateway", abstract: "JWT edge gateway")
+}
