@@ -7,6 +7,7 @@ final class HMACSecret: @unchecked Sendable {  // the keyed base contexts are ne
     private let mac: OpaquePointer
     private let keyed: [Int: OpaquePointer]  // digest size -> EVP_MAC_CTX
 
+    private static let paramKey = OSSL_MAC_PARAM_DIGEST
     nonisolated(unsafe) private static let hmac: OpaquePointer = EVP_MAC_fetch(nil, "HMAC", nil)!
 
     init(_ bytes: [UInt8]) throws(OpenSSLError) {
@@ -15,12 +16,14 @@ final class HMACSecret: @unchecked Sendable {  // the keyed base contexts are ne
         var keyed: [Int: OpaquePointer] = [:]
         for (size, name) in [(32, "SHA256"), (48, "SHA384"), (64, "SHA512")] {
             let ctx = try ossl(EVP_MAC_CTX_new(mac), "EVP_MAC_CTX_new")
-            let rc = name.withCString { digest -> Int32 in
-                var params = [
-                    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, UnsafeMutablePointer(mutating: digest), 0),
-                    OSSL_PARAM_construct_end(),
-                ]
-                return bytes.withUnsafeBufferPointer { EVP_MAC_init(ctx, $0.baseAddress, $0.count, &params) }
+            let rc = Self.paramKey.withCString { key in
+                name.withCString { digest -> Int32 in
+                    var params = [
+                        OSSL_PARAM_construct_utf8_string(key, UnsafeMutablePointer(mutating: digest), 0),
+                        OSSL_PARAM_construct_end(),
+                    ]
+                    return bytes.withUnsafeBufferPointer { EVP_MAC_init(ctx, $0.baseAddress, $0.count, &params) }
+                }
             }
             if rc != 1 {
                 EVP_MAC_CTX_free(ctx)

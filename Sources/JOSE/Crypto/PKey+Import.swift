@@ -10,30 +10,20 @@ extension PKey {
     }
 
     static func rsa(_ c: RSAComponents) throws(KeyError) -> PKey {
-        let builder = OSSL_PARAM_BLD_new()!
-        defer { OSSL_PARAM_BLD_free(builder) }
-        var numbers: [OpaquePointer] = []
-        defer { numbers.forEach { BN_clear_free($0) } }
-        func push(_ name: String, _ bytes: [UInt8]?) -> Bool {
-            guard let bytes else { return true }
-            guard let bn = BN_bin2bn(bytes, Int32(bytes.count), nil) else { return false }
-            numbers.append(bn)
-            return OSSL_PARAM_BLD_push_BN(builder, name, bn) == 1
-        }
-        guard push(OSSL_PKEY_PARAM_RSA_N, c.n), push(OSSL_PKEY_PARAM_RSA_E, c.e) else {
-            throw KeyError("RSA modulus or exponent unusable")
-        }
-        let isPrivate = c.d != nil
-        if isPrivate {
-            guard push(OSSL_PKEY_PARAM_RSA_D, c.d) else { throw KeyError("RSA private exponent unusable") }
+        let params = ParamBuilder()
+        params.bignum(OSSL_PKEY_PARAM_RSA_N, c.n)
+        params.bignum(OSSL_PKEY_PARAM_RSA_E, c.e)
+        if let d = c.d {
+            params.bignum(OSSL_PKEY_PARAM_RSA_D, d)
             if let p = c.p, let q = c.q, let dp = c.dp, let dq = c.dq, let qi = c.qi {
-                guard push("rsa-factor1", p), push("rsa-factor2", q),
-                      push("rsa-exponent1", dp), push("rsa-exponent2", dq),
-                      push("rsa-coefficient1", qi)
-                else { throw KeyError("RSA CRT parameters unusable") }
+                params.bignum("rsa-factor1", p)
+                params.bignum("rsa-factor2", q)
+                params.bignum("rsa-exponent1", dp)
+                params.bignum("rsa-exponent2", dq)
+                params.bignum("rsa-coefficient1", qi)
             }
         }
-        return try fromData("RSA", builder, isPrivate: isPrivate)
+        return try fromData("RSA", params, isPrivate: c.d != nil)
     }
 
     static func ec(curve: Curve, x: [UInt8], y: [UInt8], d: [UInt8]?) throws(KeyError) -> PKey {
@@ -42,21 +32,11 @@ extension PKey {
             throw KeyError("EC \(curve.rawValue) coordinates must be exactly \(size) bytes (x is \(x.count), y is \(y.count))")
         }
         if let d, d.count != size { throw KeyError("EC \(curve.rawValue) private key \"d\" must be exactly \(size) bytes, not \(d.count)") }
-        let builder = OSSL_PARAM_BLD_new()!
-        defer { OSSL_PARAM_BLD_free(builder) }
-        let point = [0x04] + x + y
-        var priv: OpaquePointer? = nil
-        defer { BN_clear_free(priv) }
-        guard OSSL_PARAM_BLD_push_utf8_string(builder, OSSL_PKEY_PARAM_GROUP_NAME, curve.opensslName, 0) == 1,
-              OSSL_PARAM_BLD_push_octet_string(builder, OSSL_PKEY_PARAM_PUB_KEY, point, point.count) == 1
-        else { throw KeyError("EC parameters unusable") }
-        if let d {
-            priv = BN_bin2bn(d, Int32(d.count), nil)
-            guard let priv, OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_PRIV_KEY, priv) == 1 else {
-                throw KeyError("EC private key unusable")
-            }
-        }
-        return try fromData("EC", builder, isPrivate: d != nil)
+        let params = ParamBuilder()
+        params.utf8(OSSL_PKEY_PARAM_GROUP_NAME, curve.opensslName)
+        params.octets(OSSL_PKEY_PARAM_PUB_KEY, [0x04] + x + y)
+        if let d { params.bignum(OSSL_PKEY_PARAM_PRIV_KEY, d) }
+        return try fromData("EC", params, isPrivate: d != nil)
     }
 
     static func ed25519(x: [UInt8], d: [UInt8]?) throws(KeyError) -> PKey {
@@ -74,15 +54,16 @@ extension PKey {
         return key
     }
 
-    private static func fromData(_ type: String, _ builder: OpaquePointer, isPrivate: Bool) throws(KeyError) -> PKey {
-        guard let params = OSSL_PARAM_BLD_to_param(builder) else { throw KeyError("\(type) parameters unusable") }
-        defer { OSSL_PARAM_free(params) }
+    private static func fromData(_ type: String, _ builder: ParamBuilder, isPrivate: Bool) throws(KeyError) -> PKey {
         guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else { throw KeyError("\(type) unavailable in OpenSSL") }
         defer { EVP_PKEY_CTX_free(ctx) }
-        var pkey: OpaquePointer? = nil
         let selection = isPrivate ? cossl_pkey_keypair() : cossl_pkey_public_key()
-        guard EVP_PKEY_fromdata_init(ctx) == 1, EVP_PKEY_fromdata(ctx, &pkey, selection, params) == 1, let pkey else {
-            throw KeyError("\(type) key rejected: \(OpenSSLError.drain("EVP_PKEY_fromdata"))")
+        let pkey = try builder.withParams { params throws(KeyError) -> OpaquePointer in
+            var pkey: OpaquePointer? = nil
+            guard EVP_PKEY_fromdata_init(ctx) == 1, EVP_PKEY_fromdata(ctx, &pkey, selection, params) == 1, let pkey else {
+                throw KeyError("\(type) key rejected: \(OpenSSLError.drain("EVP_PKEY_fromdata"))")
+            }
+            return pkey
         }
         let key = try PKey(taking: pkey)
         try key.check(isPrivate: isPrivate)

@@ -28,9 +28,7 @@ extension JWTKey {
         }
         var boundAlgorithm: Algorithm? = nil
         if let name = try string("alg") {
-            // RFC 7520 section 4.3's example key says "ES521" for what JWS calls ES512.
-            let canonical = name == "ES521" ? "ES512" : name
-            do { boundAlgorithm = try Algorithm.parse(canonical) } catch {
+            do { boundAlgorithm = try Algorithm.parse(name) } catch {
                 throw KeyError("JWK alg \"\(name)\" is not a signature algorithm this gateway supports")
             }
         }
