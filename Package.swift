@@ -38,13 +38,23 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // The command line: token inspect|verify|mint, keys generate|list.
+        // The server: gateway.conf, routing, auth policy, proxying, /auth/v1, metrics.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "JOSE",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The command line: serve, token inspect|verify|mint, keys, config check.
         .executableTarget(
             name: "gateway",
             dependencies: [
                 "JOSE",
+                "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: strict
         ),
@@ -60,6 +70,11 @@ let package = Package(
         .testTarget(
             name: "JOSETests",
             dependencies: ["JOSE"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "JOSE"],
             swiftSettings: strict
         ),
         .testTarget(

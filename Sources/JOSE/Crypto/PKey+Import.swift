@@ -44,9 +44,9 @@ extension PKey {
         let raw: OpaquePointer?
         if let d {
             guard d.count == 32 else { throw KeyError("Ed25519 private key \"d\" must be 32 bytes, not \(d.count)") }
-            raw = EVP_PKEY_new_raw_private_key_ex(nil, "ED25519", nil, d, 32)
+            raw = EVP_PKEY_new_raw_private_key_ex(nil, CName.ed25519, nil, d, 32)
         } else {
-            raw = EVP_PKEY_new_raw_public_key_ex(nil, "ED25519", nil, x, 32)
+            raw = EVP_PKEY_new_raw_public_key_ex(nil, CName.ed25519, nil, x, 32)
         }
         guard let raw else { throw KeyError("Ed25519 key rejected: \(OpenSSLError.drain("import"))") }
         let key = try PKey(taking: raw)
@@ -55,7 +55,7 @@ extension PKey {
     }
 
     private static func fromData(_ type: String, _ builder: ParamBuilder, isPrivate: Bool) throws(KeyError) -> PKey {
-        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else { throw KeyError("\(type) unavailable in OpenSSL") }
+        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, CName.keyType(type), nil) else { throw KeyError("\(type) unavailable in OpenSSL") }
         defer { EVP_PKEY_CTX_free(ctx) }
         let selection = isPrivate ? cossl_pkey_keypair() : cossl_pkey_public_key()
         let pkey = try builder.withParams { params throws(KeyError) -> OpaquePointer in
@@ -96,7 +96,7 @@ extension PKey {
         }
         for selection in [cossl_pkey_keypair(), cossl_pkey_public_key()] {
             var pkey: OpaquePointer? = nil
-            guard let dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", nil, nil, selection, nil, nil) else { continue }
+            guard let dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, CName.pem, nil, nil, selection, nil, nil) else { continue }
             defer { OSSL_DECODER_CTX_free(dctx) }
             let ok = text.withUnsafeBufferPointer { buffer -> Int32 in
                 var data: UnsafePointer<UInt8>? = buffer.baseAddress
@@ -122,14 +122,14 @@ extension PKey {
         case .eddsa: type = "ED25519"
         case .hmac: throw KeyError("HMAC keys are secrets, not key pairs")
         }
-        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil), EVP_PKEY_keygen_init(ctx) == 1 else {
+        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, CName.keyType(type), nil), EVP_PKEY_keygen_init(ctx) == 1 else {
             throw KeyError("key generation unavailable: \(OpenSSLError.drain("keygen"))")
         }
         defer { EVP_PKEY_CTX_free(ctx) }
         switch alg {
-        case .ES256: _ = EVP_PKEY_CTX_set_group_name(ctx, Curve.p256.opensslName)
-        case .ES384: _ = EVP_PKEY_CTX_set_group_name(ctx, Curve.p384.opensslName)
-        case .ES512: _ = EVP_PKEY_CTX_set_group_name(ctx, Curve.p521.opensslName)
+        case .ES256: _ = EVP_PKEY_CTX_set_group_name(ctx, CName.curve(.p256))
+        case .ES384: _ = EVP_PKEY_CTX_set_group_name(ctx, CName.curve(.p384))
+        case .ES512: _ = EVP_PKEY_CTX_set_group_name(ctx, CName.curve(.p521))
         case _ where type == "RSA": _ = EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, Int32(rsaBits))
         default: break
         }

@@ -33,6 +33,7 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
         }
     }
 
+    private static let groupParam = OSSL_PKEY_PARAM_GROUP_NAME
     let raw: OpaquePointer
     let kind: Kind
     let hasPrivate: Bool
@@ -49,7 +50,7 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
         } else if id == cossl_pkey_ec() {
             var name = [CChar](repeating: 0, count: 64)
             var length = 0
-            guard EVP_PKEY_get_utf8_string_param(raw, OSSL_PKEY_PARAM_GROUP_NAME, &name, name.count, &length) == 1,
+            guard EVP_PKEY_get_utf8_string_param(raw, Self.groupParam, &name, name.count, &length) == 1,
                   let curve = Curve(opensslName: String(cString: name))
             else {
                 EVP_PKEY_free(raw)
@@ -149,7 +150,7 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
         let ctx = try ossl(EVP_MD_CTX_new(), "EVP_MD_CTX_new")
         defer { EVP_MD_CTX_free(ctx) }
         var pctx: OpaquePointer? = nil
-        let rc: Int32 = if let name = alg.digestName {
+        let rc: Int32 = if let name = CName.digest(alg) {
             EVP_DigestSignInit_ex(ctx, &pctx, name, nil, nil, raw, nil)
         } else {
             EVP_DigestSignInit_ex(ctx, &pctx, nil, nil, nil, raw, nil)
