@@ -1,5 +1,6 @@
 private import COpenSSL
 import Foundation
+import Synchronization
 
 /// An asymmetric key (RSA, EC P-256/384/521, Ed25519) held by OpenSSL.
 ///
@@ -37,6 +38,10 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
     let raw: OpaquePointer
     let kind: Kind
     let hasPrivate: Bool
+    /// Verify contexts already initialised for this key, per algorithm, lent out one call at a
+    /// time: setting up an EVP_PKEY_CTX costs about as much as an RSA verify's arithmetic.
+    private let idleContexts = Mutex<[Algorithm: [UInt]]>([:])  // EVP_PKEY_CTX addresses
+    private static let idleLimit = 32
 
     /// Takes ownership of `raw`.
     init(taking raw: OpaquePointer) throws(KeyError) {
@@ -72,7 +77,10 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
         OpenSSLError.clearQueue()
     }
 
-    deinit { EVP_PKEY_free(raw) }
+    deinit {
+        idleContexts.withLock { pools in pools.values.forEach { $0.forEach { EVP_PKEY_CTX_free(OpaquePointer(bitPattern: $0)) } } }
+        EVP_PKEY_free(raw)
+    }
 
     var description: String {
         switch kind {
@@ -115,11 +123,31 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
         return withUnsafeMutableBytes(of: &digest) { d -> Bool in
             let out = d.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let length = Digest.hash(alg, message, into: out)
-            guard length == alg.digestSize, let ctx = EVP_PKEY_CTX_new_from_pkey(nil, raw, nil) else { return false }
-            defer { EVP_PKEY_CTX_free(ctx) }
-            guard EVP_PKEY_verify_init(ctx) == 1, configure(ctx, alg) else { return false }
-            return EVP_PKEY_verify(ctx, signature.baseAddress, signature.count, out, length) == 1
+            guard length == alg.digestSize, let ctx = borrowContext(alg) else { return false }
+            let ok = EVP_PKEY_verify(ctx, signature.baseAddress, signature.count, out, length) == 1
+            returnContext(ctx, alg)
+            return ok
         }
+    }
+
+    private func borrowContext(_ alg: Algorithm) -> OpaquePointer? {
+        if let idle = idleContexts.withLock({ $0[alg]?.popLast() }) { return OpaquePointer(bitPattern: idle) }
+        guard let ctx = EVP_PKEY_CTX_new_from_pkey(nil, raw, nil) else { return nil }
+        guard EVP_PKEY_verify_init(ctx) == 1, configure(ctx, alg) else {
+            EVP_PKEY_CTX_free(ctx)
+            return nil
+        }
+        return ctx
+    }
+
+    private func returnContext(_ ctx: OpaquePointer, _ alg: Algorithm) {
+        let address = UInt(bitPattern: Int(bitPattern: ctx))
+        let kept = idleContexts.withLock { pools -> Bool in
+            guard pools[alg, default: []].count < Self.idleLimit else { return false }
+            pools[alg, default: []].append(address)
+            return true
+        }
+        if !kept { EVP_PKEY_CTX_free(ctx) }
     }
 
     /// Padding and digest parameters for RSA; the digest for ECDSA.

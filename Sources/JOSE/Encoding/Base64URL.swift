@@ -52,32 +52,38 @@ public enum Base64URL {
     public static func decode(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
         let count = input.count
         if count % 4 == 1 { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(count * 3 / 4)
-        let ok = table.withUnsafeBufferPointer { t -> Bool in
-            var i = 0
-            while i + 4 <= count {
-                let a = t[Int(input[i])], b = t[Int(input[i + 1])], c = t[Int(input[i + 2])], d = t[Int(input[i + 3])]
-                if (a | b | c | d) & 0xC0 != 0 { return false }
-                let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                out.append(UInt8(truncatingIfNeeded: n >> 16))
-                out.append(UInt8(truncatingIfNeeded: n >> 8))
-                out.append(UInt8(truncatingIfNeeded: n))
-                i += 4
+        let capacity = count / 4 * 3 + max(0, count % 4 - 1)
+        var ok = true
+        let out = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            initialized = 0
+            ok = table.withUnsafeBufferPointer { t -> Bool in
+                guard let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self), var dst = buffer.baseAddress else { return true }
+                var i = 0
+                while i + 4 <= count {
+                    let a = t[Int(src[i])], b = t[Int(src[i + 1])], c = t[Int(src[i + 2])], d = t[Int(src[i + 3])]
+                    if (a | b | c | d) & 0xC0 != 0 { return false }
+                    let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                    dst[0] = UInt8(truncatingIfNeeded: n >> 16)
+                    dst[1] = UInt8(truncatingIfNeeded: n >> 8)
+                    dst[2] = UInt8(truncatingIfNeeded: n)
+                    dst += 3
+                    i += 4
+                }
+                switch count - i {
+                case 2:
+                    let a = t[Int(src[i])], b = t[Int(src[i + 1])]
+                    if (a | b) & 0xC0 != 0 || b & 0x0F != 0 { return false }
+                    dst[0] = a << 2 | b >> 4
+                case 3:
+                    let a = t[Int(src[i])], b = t[Int(src[i + 1])], c = t[Int(src[i + 2])]
+                    if (a | b | c) & 0xC0 != 0 || c & 0x03 != 0 { return false }
+                    dst[0] = a << 2 | b >> 4
+                    dst[1] = b << 4 | c >> 2
+                default: break
+                }
+                return true
             }
-            switch count - i {
-            case 2:
-                let a = t[Int(input[i])], b = t[Int(input[i + 1])]
-                if (a | b) & 0xC0 != 0 || b & 0x0F != 0 { return false }
-                out.append(a << 2 | b >> 4)
-            case 3:
-                let a = t[Int(input[i])], b = t[Int(input[i + 1])], c = t[Int(input[i + 2])]
-                if (a | b | c) & 0xC0 != 0 || c & 0x03 != 0 { return false }
-                out.append(a << 2 | b >> 4)
-                out.append(b << 4 | c >> 2)
-            default: break
-            }
-            return true
+            initialized = ok ? capacity : 0
         }
         return ok ? out : nil
     }

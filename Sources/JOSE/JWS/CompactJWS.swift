@@ -1,3 +1,5 @@
+import Foundation
+
 /// The three parts of a compact JWS (RFC 7515 section 7.1), located in the token's bytes.
 ///
 /// Splitting copies nothing: the ranges index into the caller's buffer. Whitespace, padding and
@@ -21,9 +23,13 @@ public struct CompactJWS: Sendable {
         }
         var dots = (-1, -1)
         var count = 0
-        for i in 0..<token.count where token[i] == UInt8(ascii: ".") {
+        let base = token.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        var from = 0
+        while from < token.count, let hit = memchr(base + from, Int32(UInt8(ascii: ".")), token.count - from) {
+            let i = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
             count += 1
             if count == 1 { dots.0 = i } else if count == 2 { dots.1 = i }
+            from = i + 1
         }
         guard count == 2 else {
             if token.first == UInt8(ascii: "{") {

@@ -22,6 +22,9 @@ public final class KeyStore: Sendable {
 
     public var ring: KeyRing { state.withLock { $0.ring } }
 
+    /// The current ring's generation, without copying the ring.
+    public var generation: UInt64 { state.withLock { $0.ring.generation } }
+
     /// Reads the folder again; on success the new ring replaces the old one.
     @discardableResult
     public func reload() throws(KeyRingError) -> KeyRing {

@@ -9,6 +9,7 @@ public final class TokenVerifier: Sendable {
     public let policy: ClaimPolicy
     public let maximumTokenSize: Int
     public let cache: VerifiedTokenCache?
+    private let headers = HeaderCache()
 
     public init(keys: KeyStore, policy: ClaimPolicy = ClaimPolicy(), maximumTokenSize: Int = CompactJWS.defaultMaximumSize,
                 cacheCapacity: Int = 100_000) {
@@ -31,10 +32,10 @@ public final class TokenVerifier: Sendable {
         if token.count > maximumTokenSize {
             throw AuthFailure(.tokenTooLarge, "token is \(token.count) bytes, the limit is \(maximumTokenSize)")
         }
-        let ring = keys.ring
-        if let cache, let hit = cache.lookup(token, now: now, generation: ring.generation) {
+        if let cache, let hit = cache.lookup(token, now: now, generation: keys.generation) {
             return hit
         }
+        let ring = keys.ring
         let signed = try verifySignature(bytes: token, ring: ring)
         let document: JSONDocument
         do { document = try JSONDocument.parse(signed.payload) } catch {
@@ -54,7 +55,14 @@ public final class TokenVerifier: Sendable {
     public func verifySignature(bytes token: UnsafeRawBufferPointer, ring: KeyRing? = nil) throws(AuthFailure) -> VerifiedSignature {
         let ring = ring ?? keys.ring
         let parts = try CompactJWS(token, maximumSize: maximumTokenSize)
-        let header = try JWSHeader(decoded: try token.decodeBase64URL(parts.header, part: "header"))
+        let headerBytes = UnsafeRawBufferPointer(rebasing: token[parts.header])
+        let header: JWSHeader
+        if let known = headers.header(headerBytes) {
+            header = known
+        } else {
+            header = try JWSHeader(decoded: try token.decodeBase64URL(parts.header, part: "header"))
+            headers.insert(headerBytes, header)
+        }
         let candidates = try ring.verificationKeys(for: header)
         let signature = try token.decodeBase64URL(parts.signature, part: "signature")
         let payload = try token.decodeBase64URL(parts.payload, part: "payload")

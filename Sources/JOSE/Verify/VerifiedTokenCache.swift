@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A bounded map from whole tokens to their verification, so a token that repeats costs a
@@ -8,11 +9,6 @@ import Synchronization
 /// against is replaced, or when the cache is full and it is chosen for eviction (expired
 /// entries first, then a tenth of the rest).
 public final class VerifiedTokenCache: Sendable {
-    struct Key: Hashable {
-        let bytes: [UInt8]
-        func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
-    }
-
     struct Entry {
         let token: VerifiedToken
         let validUntil: Double
@@ -20,7 +16,7 @@ public final class VerifiedTokenCache: Sendable {
     }
 
     struct State {
-        var entries: [Key: Entry] = [:]
+        var entries: [ByteKey: Entry] = [:]
         var hits = 0, misses = 0, evictions = 0
     }
 
@@ -35,7 +31,7 @@ public final class VerifiedTokenCache: Sendable {
     }
 
     func lookup(_ token: UnsafeRawBufferPointer, now: Double, generation: UInt64) -> VerifiedToken? {
-        let key = Key(bytes: Array(token))
+        let key = ByteKey.borrowed(token)
         return state.withLock { state in
             guard let entry = state.entries[key] else {
                 state.misses += 1
@@ -52,7 +48,7 @@ public final class VerifiedTokenCache: Sendable {
     }
 
     func insert(_ token: UnsafeRawBufferPointer, _ verified: VerifiedToken, validUntil: Double, generation: UInt64, now: Double) {
-        let key = Key(bytes: Array(token))
+        let key = ByteKey.owned(Array(token))
         let entry = Entry(token: verified, validUntil: validUntil, generation: generation)
         state.withLock { state in
             if state.entries.count >= capacity { Self.evict(&state, capacity: capacity, now: now, generation: generation) }
