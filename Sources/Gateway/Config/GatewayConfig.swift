@@ -4,11 +4,14 @@ import TOMLKit
 
 /// gateway.conf, parsed once into plain values. A reload parses a new one and swaps it in.
 ///
-/// Sections: `[server]`, `[auth]`. Unknown keys are errors. Relative paths are resolved
-/// against the folder holding the config file.
+/// Sections: `[server]`, `[auth]`, `[identity]`, `[[route]]`. Unknown keys are errors.
+/// Relative paths are resolved against the folder holding the config file.
 public struct GatewayConfig: Sendable {
     public var server = ServerConfig()
     public var auth = AuthConfig()
+    public var identity = IdentityConfig()
+    /// Routes in file order; the first match wins.
+    public var routes: [RouteConfig] = []
     /// Where the file was read from ("" when built in code).
     public var file = ""
 
@@ -35,7 +38,7 @@ public struct GatewayConfig: Sendable {
         var reader = ConfigReader(text: text)
         var config = GatewayConfig()
         config.file = file
-        reader.checkKeys(root, at: "", known: ["server", "auth"])
+        reader.checkKeys(root, at: "", known: ["server", "auth", "identity", "route"])
         if let server = reader.table(root, "server", at: "") {
             config.server = ServerConfig.read(server, &reader)
         }
@@ -43,6 +46,19 @@ public struct GatewayConfig: Sendable {
             config.auth = AuthConfig.read(auth, &reader, baseDirectory: baseDirectory)
         } else {
             config.auth.keys = resolve(config.auth.keys, against: baseDirectory)
+        }
+        if let identity = reader.table(root, "identity", at: "") {
+            config.identity = IdentityConfig.read(identity, &reader)
+        }
+        if let routes = root["route"] {
+            if let array = routes.array {
+                for (index, item) in array.enumerated() {
+                    guard let table = item.table else { reader.fail("route[\(index)]", "expected a table ([[route]])"); continue }
+                    if let route = RouteConfig.read(table, index: index, &reader) { config.routes.append(route) }
+                }
+            } else {
+                reader.fail("route", "write routes as [[route]] tables")
+            }
         }
         if !reader.issues.isEmpty { throw ConfigError(file: file, issues: reader.issues) }
         return config
@@ -59,10 +75,25 @@ public struct ServerConfig: Sendable {
     public var port = 8080
     /// Event-loop threads; 0 means one per core.
     public var threads = 0
+    /// Request head size limit (431 beyond it).
+    public var maxHeaderBytes = 32 * 1024
+    /// Request body size limit (413 beyond it); 0 is no limit.
+    public var maxBodyBytes = 0
+    /// How long SIGTERM waits for in-flight requests.
+    public var drainTimeout: Double = 30
+    /// Where JSON access-log lines go: "stdout", "stderr", "off", or a file path.
+    public var accessLog = "stdout"
+    /// Idle keep-alive connections from clients are closed after this long.
+    public var clientIdleTimeout: Double = 75
 
     static func read(_ table: TOMLTable, _ reader: inout ConfigReader) -> ServerConfig {
         var server = ServerConfig()
-        reader.checkKeys(table, at: "server", known: ["listen", "threads"])
+        reader.checkKeys(table, at: "server", known: ["listen", "threads", "max_header_bytes", "max_body_bytes", "drain_timeout", "access_log", "idle_timeout"])
+        if let v = reader.int(table, "max_header_bytes", at: "server", range: 1024...1_048_576) { server.maxHeaderBytes = v }
+        if let v = reader.int(table, "max_body_bytes", at: "server", range: 0...Int.max) { server.maxBodyBytes = v }
+        if let v = reader.duration(table, "drain_timeout", at: "server") { server.drainTimeout = v }
+        if let v = reader.string(table, "access_log", at: "server") { server.accessLog = v }
+        if let v = reader.duration(table, "idle_timeout", at: "server") { server.clientIdleTimeout = v }
         if let listen = reader.string(table, "listen", at: "server") {
             if let (host, port) = parseListen(listen) {
                 server.host = host
@@ -96,6 +127,8 @@ public struct AuthConfig: Sendable {
     public var requireExpiration = true
     /// Verified-token cache entries; 0 turns the cache off.
     public var cacheSize = 100_000
+    /// Where tokens are looked for, in order.
+    public var tokenSources: [TokenSource] = [.authorization, .apikey]
 
     /// The claim policy these settings describe.
     public var policy: ClaimPolicy {
@@ -104,7 +137,16 @@ public struct AuthConfig: Sendable {
 
     static func read(_ table: TOMLTable, _ reader: inout ConfigReader, baseDirectory: String) -> AuthConfig {
         var auth = AuthConfig()
-        reader.checkKeys(table, at: "auth", known: ["issuer", "audience", "keys", "leeway", "max_token_size", "require_exp", "cache_size"])
+        reader.checkKeys(table, at: "auth", known: ["issuer", "audience", "keys", "leeway", "max_token_size", "require_exp", "cache_size", "token_sources"])
+        if let sources = reader.strings(table, "token_sources", at: "auth") {
+            var parsed: [TokenSource] = []
+            for text in sources {
+                if let source = TokenSource(text) { parsed.append(source) } else {
+                    reader.fail("auth.token_sources", "unknown source \"\(text)\"; expected \"authorization\", \"apikey\", \"cookie:NAME\" or \"query:NAME\"")
+                }
+            }
+            auth.tokenSources = parsed
+        }
         if let issuers = reader.strings(table, "issuer", at: "auth") { auth.issuers = issuers }
         if let audiences = reader.strings(table, "audience", at: "auth") { auth.audiences = audiences }
         if let keys = reader.string(table, "keys", at: "auth") { auth.keys = keys }
@@ -116,5 +158,69 @@ public struct AuthConfig: Sendable {
         if let require = reader.bool(table, "require_exp", at: "auth") { auth.requireExpiration = require }
         if let size = reader.int(table, "cache_size", at: "auth", range: 0...10_000_000) { auth.cacheSize = size }
         return auth
+    }
+}
+
+/// Where a request may carry its token.
+public enum TokenSource: Sendable, Equatable, CustomStringConvertible {
+    /// `Authorization: Bearer <token>`.
+    case authorization
+    /// Supabase's `apikey` header (anon and service_role keys are JWTs).
+    case apikey
+    case cookie(String)
+    /// A query parameter; off unless configured (tokens in URLs end up in logs).
+    case query(String)
+
+    public init?(_ text: String) {
+        switch text {
+        case "authorization", "header", "bearer": self = .authorization
+        case "apikey": self = .apikey
+        default:
+            if text.hasPrefix("cookie:"), text.count > 7 { self = .cookie(String(text.dropFirst(7))) }
+            else if text.hasPrefix("query:"), text.count > 6 { self = .query(String(text.dropFirst(6))) }
+            else { return nil }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .authorization: "authorization"
+        case .apikey: "apikey"
+        case .cookie(let name): "cookie:\(name)"
+        case .query(let name): "query:\(name)"
+        }
+    }
+}
+
+/// `[identity]`: the headers the gateway owns. Client-sent copies are always removed; verified
+/// values are added on authenticated requests.
+public struct IdentityConfig: Sendable {
+    public var userID = "X-User-Id"
+    public var role = "X-User-Role"
+    public var sessionID = "X-Session-Id"
+    public var tenantID = "X-Tenant-Id"
+    /// The verified claims as compact JSON (base64url), or "" to not send them.
+    public var claims = "X-Auth-Claims"
+    /// Where the tenant is read from in the claims.
+    public var tenantClaim = "app_metadata.tenant_id"
+    /// Extra client headers to strip (lower-case names).
+    public var strip: [String] = []
+
+    /// Every header name the gateway owns, lower-cased.
+    public var namespace: [String] {
+        ([userID, role, sessionID, tenantID, claims].filter { !$0.isEmpty } + strip).map { $0.lowercased() }
+    }
+
+    static func read(_ table: TOMLTable, _ reader: inout ConfigReader) -> IdentityConfig {
+        var identity = IdentityConfig()
+        reader.checkKeys(table, at: "identity", known: ["user_id_header", "role_header", "session_id_header", "tenant_id_header", "claims_header", "tenant_claim", "strip"])
+        if let v = reader.string(table, "user_id_header", at: "identity") { identity.userID = v }
+        if let v = reader.string(table, "role_header", at: "identity") { identity.role = v }
+        if let v = reader.string(table, "session_id_header", at: "identity") { identity.sessionID = v }
+        if let v = reader.string(table, "tenant_id_header", at: "identity") { identity.tenantID = v }
+        if let v = reader.string(table, "claims_header", at: "identity") { identity.claims = v }
+        if let v = reader.string(table, "tenant_claim", at: "identity") { identity.tenantClaim = v }
+        if let v = reader.strings(table, "strip", at: "identity") { identity.strip = v }
+        return identity
     }
 }

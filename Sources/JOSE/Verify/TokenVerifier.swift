@@ -43,7 +43,7 @@ public final class TokenVerifier: Sendable {
         }
         let claims = try Claims(json: document.value)
         try policy.validate(claims, now: now)
-        let verified = VerifiedToken(header: signed.header, claims: claims, key: signed.key)
+        let verified = VerifiedToken(header: signed.header, claims: claims, key: signed.key, payloadSegment: signed.payloadSegment)
         if let cache {
             let validUntil = claims.expiration.map { $0 + policy.leeway } ?? now + cache.maximumLifetime
             cache.insert(token, verified, validUntil: validUntil, generation: ring.generation, now: now)
@@ -74,7 +74,8 @@ public final class TokenVerifier: Sendable {
             let tried = candidates.count == 1 ? "key \(candidates[0].kid.map { "\"\($0)\"" } ?? "(no kid)")" : "any of \(candidates.count) candidate keys"
             throw AuthFailure(.badSignature, "\(header.algorithm.rawValue) signature does not verify with \(tried)")
         }
-        return VerifiedSignature(header: header, payload: payload, key: key)
+        return VerifiedSignature(header: header, payload: payload, key: key,
+                                 payloadSegment: String(decoding: UnsafeRawBufferPointer(rebasing: token[parts.payload]), as: UTF8.self))
     }
 
     /// Text form of ``verifySignature(bytes:ring:)``.

@@ -7,12 +7,16 @@ public final class VerifiedToken: Sendable {
     public let claims: Claims
     /// The key that verified the signature.
     public let key: JWTKey
+    /// The token's payload part as sent (base64url of exactly the JSON that was signed), for
+    /// forwarding the verified claims without serializing them again.
+    public let payloadSegment: String
     public var algorithm: Algorithm { header.algorithm }
 
-    init(header: JWSHeader, claims: Claims, key: JWTKey) {
+    init(header: JWSHeader, claims: Claims, key: JWTKey, payloadSegment: String) {
         self.header = header
         self.claims = claims
         self.key = key
+        self.payloadSegment = payloadSegment
     }
 }
 
@@ -22,4 +26,6 @@ public struct VerifiedSignature: Sendable {
     public let header: JWSHeader
     public let payload: [UInt8]
     public let key: JWTKey
+    /// The payload part as it appeared in the token (base64url).
+    public let payloadSegment: String
 }

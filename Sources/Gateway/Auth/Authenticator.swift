@@ -1,0 +1,86 @@
+import JOSE
+import NIOHTTP1
+
+/// Finds the token in a request (the configured sources, in order), verifies it and applies
+/// the route's policy. Knows nothing of channels.
+struct Authenticator: Sendable {
+    let verifier: TokenVerifier
+    let sources: [TokenSource]
+    let tenantClaim: String
+
+    enum Outcome {
+        /// Passed; identity is nil on public routes and on optional routes without a token.
+        case pass(Identity?)
+        case refuse(AuthFailure)
+    }
+
+    func authenticate(route: RouteConfig, head: HTTPRequestHead, query: Substring?) -> Outcome {
+        if route.auth == .public { return .pass(nil) }
+        guard var token = Self.token(in: head, query: query, sources: sources) else {
+            if route.auth == .optional { return .pass(nil) }
+            return .refuse(AuthFailure(.missingToken, "no token: send Authorization: Bearer <token>"))
+        }
+        do {
+            let verified = try token.withUTF8 { raw -> Result<VerifiedToken, AuthFailure> in
+                Result { () throws(AuthFailure) in try verifier.verify(bytes: UnsafeRawBufferPointer(raw)) }
+            }.get()
+            let identity = Identity(token: verified, tenantClaim: tenantClaim)
+            try RoutePolicy.check(route, identity)
+            return .pass(identity)
+        } catch let failure as AuthFailure {
+            return .refuse(failure)
+        } catch {
+            return .refuse(AuthFailure(.malformed, "\(error)"))
+        }
+    }
+
+    /// The first token found in the configured sources.
+    static func token(in head: HTTPRequestHead, query: Substring?, sources: [TokenSource]) -> Substring? {
+        for source in sources {
+            switch source {
+            case .authorization:
+                for value in head.headers["authorization"] {
+                    let trimmed = value.drop { $0 == " " }
+                    if trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " {
+                        let token = trimmed.dropFirst(7).drop { $0 == " " }
+                        if !token.isEmpty { return Substring(token) }
+                    }
+                }
+            case .apikey:
+                if let value = head.headers.first(name: "apikey"), !value.isEmpty { return Substring(value) }
+            case .cookie(let name):
+                for header in head.headers["cookie"] {
+                    for pair in header.split(separator: ";") {
+                        let pair = pair.drop { $0 == " " }
+                        if pair.hasPrefix(name + "="), pair.count > name.count + 1 { return pair.dropFirst(name.count + 1) }
+                    }
+                }
+            case .query(let name):
+                guard let query else { continue }
+                for pair in query.split(separator: "&") where pair.hasPrefix(name + "=") {
+                    let value = pair.dropFirst(name.count + 1)
+                    if !value.isEmpty { return value.removingPercentEncodingIfNeeded() }
+                }
+            }
+        }
+        return nil
+    }
+}
+
+extension Substring {
+    /// Tokens are base64url and dots: percent-decoding only matters for `%2E`-style inputs.
+    func removingPercentEncodingIfNeeded() -> Substring {
+        guard contains("%") else { return self }
+        var bytes: [UInt8] = []
+        var iterator = utf8.makeIterator()
+        while let b = iterator.next() {
+            if b == UInt8(ascii: "%"), let h = iterator.next(), let l = iterator.next(),
+               let value = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(b)
+            }
+        }
+        return Substring(String(decoding: bytes, as: UTF8.self))
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import TOMLKit
+
+/// One `[[route]]`: what it matches, where it sends, and who may pass.
+public struct RouteConfig: Sendable {
+    public enum Match: Sendable, Equatable {
+        case prefix(String)
+        case exact(String)
+    }
+
+    public enum AuthMode: String, Sendable { case `public`, optional, required }
+    public enum SessionMode: String, Sendable { case none, required }
+
+    /// A claim condition: the value at a dotted path equals one of `values`, or (for
+    /// `contains`) an array at the path holds one of them.
+    public struct ClaimCondition: Sendable {
+        public enum Kind: Sendable { case equals, contains }
+        public let path: String
+        public let kind: Kind
+        public let values: [String]
+    }
+
+    public var name: String
+    public var match: Match
+    public var host: String?
+    /// Upper-case methods; empty allows any.
+    public var methods: Set<String> = []
+    public var stripPrefix = false
+    public var upstreams: [Upstream] = []
+    public var auth: AuthMode = .required
+    public var roles: [String] = []
+    public var assuranceLevel: String?
+    public var conditions: [ClaimCondition] = []
+    public var session: SessionMode = .none
+    public var connectTimeout: Double = 5
+    public var firstByteTimeout: Double = 60
+    public var idleTimeout: Double = 300
+    public var forwardAuthorization = true
+    public var line: Int?
+    /// Position in the file's route list.
+    public var index = 0
+
+    static let keys = ["name", "path", "exact", "host", "methods", "strip_prefix", "upstream", "auth", "require",
+                       "session", "timeouts", "forward_authorization"]
+
+    static func read(_ table: TOMLTable, index: Int, _ reader: inout ConfigReader) -> RouteConfig? {
+        let at = "route[\(index)]"
+        reader.checkKeys(table, at: at, known: keys)
+        let path = reader.string(table, "path", at: at)
+        let exact = reader.string(table, "exact", at: at)
+        let match: Match
+        switch (path, exact) {
+        case (let p?, nil): match = .prefix(p)
+        case (nil, let e?): match = .exact(e)
+        case (_?, _?): reader.fail(at, "give either path (a prefix) or exact, not both"); return nil
+        case (nil, nil): reader.fail(at, "needs path = \"/prefix/\" or exact = \"/path\""); return nil
+        }
+        if case .prefix(let p) = match, !p.hasPrefix("/") { reader.fail("\(at).path", "must start with /") }
+        if case .exact(let p) = match, !p.hasPrefix("/") { reader.fail("\(at).exact", "must start with /") }
+        var route = RouteConfig(name: reader.string(table, "name", at: at) ?? "route\(index + 1)", match: match)
+        route.line = reader.lines.line(of: at)
+        route.index = index
+        route.host = reader.string(table, "host", at: at)?.lowercased()
+        if let methods = reader.strings(table, "methods", at: at) {
+            let known: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+            for method in methods where !known.contains(method.uppercased()) { reader.fail("\(at).methods", "unknown method \"\(method)\"") }
+            route.methods = Set(methods.map { $0.uppercased() })
+        }
+        route.stripPrefix = reader.bool(table, "strip_prefix", at: at) ?? false
+        if route.stripPrefix, case .exact = match { reader.fail("\(at).strip_prefix", "only applies to path (prefix) routes") }
+        if let urls = reader.strings(table, "upstream", at: at) {
+            if urls.isEmpty { reader.fail("\(at).upstream", "needs at least one URL") }
+            for url in urls {
+                if let upstream = Upstream(url) { route.upstreams.append(upstream) } else {
+                    reader.fail("\(at).upstream", "expected http://HOST:PORT[/base], found \"\(url)\"")
+                }
+            }
+        } else {
+            reader.fail(at, "needs upstream = \"http://HOST:PORT\" (or an array of them)")
+        }
+        if let auth = reader.string(table, "auth", at: at) {
+            if let mode = AuthMode(rawValue: auth) { route.auth = mode } else {
+                reader.fail("\(at).auth", "expected \"public\", \"optional\" or \"required\", found \"\(auth)\"")
+            }
+        }
+        if let session = reader.string(table, "session", at: at) {
+            if let mode = SessionMode(rawValue: session) { route.session = mode } else {
+                reader.fail("\(at).session", "expected \"required\" or \"none\", found \"\(session)\"")
+            }
+        }
+        if route.session == .required, route.auth != .required {
+            reader.fail("\(at).session", "session = \"required\" needs auth = \"required\"")
+        }
+        if let require = reader.table(table, "require", at: at) {
+            let rat = "\(at).require"
+            reader.checkKeys(require, at: rat, known: ["role", "aal", "claims", "contains"])
+            route.roles = reader.strings(require, "role", at: rat) ?? []
+            route.assuranceLevel = reader.string(require, "aal", at: rat)
+            if let aal = route.assuranceLevel, aal != "aal1", aal != "aal2" { reader.fail("\(rat).aal", "expected \"aal1\" or \"aal2\"") }
+            for (key, kind) in [("claims", ClaimCondition.Kind.equals), ("contains", .contains)] {
+                guard let conditions = reader.table(require, key, at: rat) else { continue }
+                for claim in conditions.keys.sorted() {
+                    if let values = reader.strings(conditions, claim, at: "\(rat).\(key)") {
+                        route.conditions.append(ClaimCondition(path: claim, kind: kind, values: values))
+                    }
+                }
+            }
+            if route.auth == .public, !(route.roles.isEmpty && route.assuranceLevel == nil && route.conditions.isEmpty) {
+                reader.fail(rat, "a public route cannot require claims; use auth = \"required\" or \"optional\"")
+            }
+        }
+        if let timeouts = reader.table(table, "timeouts", at: at) {
+            let tat = "\(at).timeouts"
+            reader.checkKeys(timeouts, at: tat, known: ["connect", "first_byte", "idle"])
+            if let v = reader.duration(timeouts, "connect", at: tat) { route.connectTimeout = v }
+            if let v = reader.duration(timeouts, "first_byte", at: tat) { route.firstByteTimeout = v }
+            if let v = reader.duration(timeouts, "idle", at: tat) { route.idleTimeout = v }
+        }
+        route.forwardAuthorization = reader.bool(table, "forward_authorization", at: at) ?? true
+        return route
+    }
+}
+
+/// An upstream origin: `http://host:port` with an optional base path.
+public struct Upstream: Sendable, Equatable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    public let basePath: String
+
+    public init?(_ url: String) {
+        guard url.hasPrefix("http://") else { return nil }
+        var rest = url.dropFirst("http://".count)
+        var base = ""
+        if let slash = rest.firstIndex(of: "/") {
+            base = String(rest[slash...])
+            rest = rest[..<slash]
+        }
+        if base == "/" { base = "" }
+        var host = String(rest), port = 80
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            port = p
+            host = String(rest[..<colon])
+        }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+        self.basePath = base
+    }
+
+    public var description: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(basePath)" }
+}

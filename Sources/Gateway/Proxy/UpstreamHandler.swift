@@ -1,0 +1,62 @@
+import NIOCore
+import NIOHTTP1
+
+/// The upstream end of an exchange: hands response parts to the client side, and holds reads
+/// while the client cannot take more (backpressure). Knows nothing of tokens.
+final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    static let name = "gateway-upstream"
+
+    /// What the client side does with the answer; set for each exchange.
+    weak var delegate: (any UpstreamDelegate)?
+    private var pendingRead = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        delegate?.upstream(received: unwrapInboundIn(data))
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate, !delegate.upstreamMayRead {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// The client side drained: resume reading.
+    func resumeReading() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        delegate?.upstreamClosed(error: nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        delegate?.upstreamClosed(error: error)
+        context.close(promise: nil)
+    }
+}
+
+/// The client side of an exchange, as the upstream handler sees it.
+protocol UpstreamDelegate: AnyObject {
+    func upstream(received part: HTTPClientResponsePart)
+    func upstreamClosed(error: (any Error)?)
+    func upstreamWritabilityChanged(_ writable: Bool)
+    var upstreamMayRead: Bool { get }
+}

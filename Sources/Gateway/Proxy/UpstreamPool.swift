@@ -1,0 +1,49 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Kept-alive upstream connections of one event loop, by origin. Used only on its loop, so it
+/// needs no lock; the server holds one per loop.
+final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every use checks it
+    private var idle: [String: [any Channel]] = [:]
+    private let maxIdlePerOrigin = 256
+    let loop: any EventLoop
+
+    init(loop: any EventLoop) { self.loop = loop }
+
+    /// An idle connection if one is alive, else a new one.
+    func acquire(_ upstream: Upstream, connectTimeout: Double) -> EventLoopFuture<any Channel> {
+        loop.preconditionInEventLoop()
+        let key = "\(upstream.host):\(upstream.port)"
+        while let channel = idle[key]?.popLast() {
+            if channel.isActive { return loop.makeSucceededFuture(channel) }
+        }
+        return ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.autoRead, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(), name: UpstreamHandler.name)
+                }
+            }
+            .connect(host: upstream.host, port: upstream.port)
+    }
+
+    /// Returns a connection whose exchange ended cleanly.
+    func release(_ channel: any Channel, _ upstream: Upstream) {
+        loop.preconditionInEventLoop()
+        let key = "\(upstream.host):\(upstream.port)"
+        guard channel.isActive, idle[key, default: []].count < maxIdlePerOrigin else {
+            channel.close(promise: nil)
+            return
+        }
+        idle[key, default: []].append(channel)
+    }
+
+    func closeAll() {
+        for channels in idle.values { channels.forEach { $0.close(promise: nil) } }
+        idle.removeAll()
+    }
+}

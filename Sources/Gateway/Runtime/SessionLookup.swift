@@ -1,0 +1,52 @@
+import JOSE
+
+typealias AuthFailureReasonAndMessage = (AuthFailure.Reason, String)
+
+import Synchronization
+
+/// What the runtime knows of a session named by a token's `session_id`.
+public enum SessionStatus: Sendable, Equatable {
+    case active(userID: String, tenantID: String, expiresAt: Double?)
+    case revoked
+    case notFound
+}
+
+/// The gateway's view of the runtime: look a session up. In-process by default; the runtime
+/// module supplies stores with real storage.
+public protocol SessionLookup: Sendable {
+    func status(of sessionID: String) async throws -> SessionStatus
+    /// A synchronous answer when it is at hand (an in-memory store), nil when it must be fetched.
+    func cachedStatus(of sessionID: String) -> SessionStatus?
+}
+
+/// Sessions held in memory: the embedded default until a store is configured, and the
+/// store tests drive directly.
+public final class InMemorySessions: SessionLookup {
+    private let sessions = Mutex<[String: SessionStatus]>([:])
+
+    public init() {}
+
+    public func put(_ id: String, _ status: SessionStatus) { sessions.withLock { $0[id] = status } }
+
+    public func status(of sessionID: String) async throws -> SessionStatus { cachedStatus(of: sessionID) ?? .notFound }
+
+    public func cachedStatus(of sessionID: String) -> SessionStatus? {
+        sessions.withLock { $0[sessionID] } ?? .notFound
+    }
+}
+
+extension SessionStatus {
+    /// Checks the session against the identity: it must exist, be live, and belong to the
+    /// token's user and tenant.
+    func check(_ identity: Identity, now: Double) -> AuthFailureReasonAndMessage? {
+        switch self {
+        case .notFound: return (.sessionNotFound, "session \"\(identity.sessionID ?? "")\" does not exist in the runtime")
+        case .revoked: return (.sessionRevoked, "session \"\(identity.sessionID ?? "")\" was revoked")
+        case .active(let user, let tenant, let expiresAt):
+            if user != identity.userID { return (.sessionNotFound, "session belongs to another user") }
+            if tenant != identity.tenantID { return (.sessionNotFound, "session belongs to another tenant") }
+            if let expiresAt, expiresAt <= now { return (.sessionRevoked, "session expired") }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import JOSE
+import NIOCore
+import NIOHTTP1
+
+/// The gateway's own answers, in one vocabulary: a JSON body `{"error", "reason",
+/// "request_id"}` and, for token problems, an RFC 6750 challenge. Never a stack trace.
+struct ErrorResponse {
+    let status: HTTPResponseStatus
+    let error: String
+    let reason: String
+    var challenge: String? = nil
+
+    static func auth(_ failure: AuthFailure) -> ErrorResponse {
+        let error = failure.reason == .forbidden ? "insufficient_scope" : (failure.httpStatus == .forbidden ? "forbidden" : "invalid_token")
+        return ErrorResponse(status: failure.httpStatus, error: error, reason: "\(failure.reason.rawValue): \(failure.message)",
+                             challenge: failure.httpStatus == .unauthorized || failure.reason == .forbidden ? failure.challenge : nil)
+    }
+
+    static let noRoute = ErrorResponse(status: .notFound, error: "no_route", reason: "no route matches this request")
+    static func badRequest(_ why: String) -> ErrorResponse { ErrorResponse(status: .badRequest, error: "bad_request", reason: why) }
+    static func tooLarge(_ why: String) -> ErrorResponse { ErrorResponse(status: .payloadTooLarge, error: "payload_too_large", reason: why) }
+    static func headersTooLarge(_ why: String) -> ErrorResponse {
+        ErrorResponse(status: .requestHeaderFieldsTooLarge, error: "request_header_fields_too_large", reason: why)
+    }
+    static func badGateway(_ why: String) -> ErrorResponse { ErrorResponse(status: .badGateway, error: "bad_gateway", reason: why) }
+    static func gatewayTimeout(_ why: String) -> ErrorResponse { ErrorResponse(status: .gatewayTimeout, error: "gateway_timeout", reason: why) }
+    static func unavailable(_ why: String) -> ErrorResponse { ErrorResponse(status: .serviceUnavailable, error: "unavailable", reason: why) }
+
+    func body(requestID: String) -> String {
+        "{\"error\":\(JSONLineLogHandler.quote(error)),\"reason\":\(JSONLineLogHandler.quote(reason)),\"request_id\":\(JSONLineLogHandler.quote(requestID))}\n"
+    }
+
+    func head(version: HTTPVersion, requestID: String, contentLength: Int, keepAlive: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(contentLength))
+        headers.add(name: "x-request-id", value: requestID)
+        headers.add(name: "cache-control", value: "no-store")
+        if let challenge { headers.add(name: "www-authenticate", value: challenge) }
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        return HTTPResponseHead(version: version, status: status, headers: headers)
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import JOSE
+public import Logging
+public import NIOCore
+import NIOHTTP1
+public import NIOPosix
+import Synchronization
+
+/// The HTTP server: listens where `[server] listen` says, routes, authenticates and proxies.
+/// Reload swaps config and keys without dropping connections; drain stops accepting, lets
+/// in-flight requests finish, then closes.
+public final class GatewayServer: Sendable {
+    public let group: MultiThreadedEventLoopGroup
+    let metrics: GatewayMetrics
+    let sessions: any SessionLookup
+    let connections = ConnectionRegistry()
+    private let current: Mutex<GatewayState>
+    private let keys: KeyStore
+    private let pools: [ObjectIdentifier: UpstreamPool]
+    private let draining = Atomic<Bool>(false)
+    private let accessLog: Logger?
+    public let logger: Logger
+    private let listener = Mutex<(any Channel)?>(nil)
+
+    public var threadCount: Int { group.makeIterator().map { $0 }.count }
+
+    public init(config: GatewayConfig, threads: Int? = nil, sessions: any SessionLookup = InMemorySessions(), logger: Logger) throws {
+        let count = threads ?? (config.server.threads > 0 ? config.server.threads : System.coreCount)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, count))
+        keys = try KeyStore(directory: config.auth.keys)
+        current = Mutex(GatewayState(config: config, keys: keys))
+        metrics = GatewayMetrics()
+        self.sessions = sessions
+        self.logger = logger
+        if let sink = LogSink.open(config.server.accessLog) {
+            accessLog = Logger(label: "access") { JSONLineLogHandler(label: $0, sink: sink) }
+        } else {
+            accessLog = nil
+        }
+        var pools: [ObjectIdentifier: UpstreamPool] = [:]
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop)
+        }
+        self.pools = pools
+    }
+
+    var state: GatewayState { current.withLock { $0 } }
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Binds and starts serving; returns the bound host and port (port 0 picks one).
+    @discardableResult
+    public func start() async throws -> (host: String, port: Int) {
+        let config = state.config
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pool = self.pools[ObjectIdentifier(channel.eventLoop)]!
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(ProxyServerHandler(server: self, pool: pool))
+                }
+            }
+            .bind(host: config.server.host, port: config.server.port).get()
+        listener.withLock { $0 = channel }
+        return (channel.localAddress?.ipAddress ?? config.server.host, channel.localAddress?.port ?? config.server.port)
+    }
+
+    // MARK: Reload and drain
+
+    /// Reads the config file and the key folder again. A bad config or bad keys are refused
+    /// with their reasons and the running ones keep serving.
+    public func reload(configPath: String) throws {
+        let config = try GatewayConfig.load(path: configPath)
+        let running = state.config
+        if config.server.host != running.server.host || config.server.port != running.server.port {
+            logger.warning("reload: [server] listen changed; restart to move the listener", metadata: ["listen": "\(config.server.host):\(config.server.port)"])
+        }
+        if config.auth.keys != keys.directory {
+            logger.warning("reload: [auth] keys moved; restart to read keys from \(config.auth.keys)")
+        }
+        try keys.reload()
+        let next = GatewayState(config: config, keys: keys)
+        current.withLock { $0 = next }
+        logger.info("reload: config and keys in service", metadata: ["routes": "\(config.routes.count)", "keys": "\(keys.ring.keys.count)"])
+    }
+
+    /// Stops accepting, answers in-flight requests, closes idle connections, then returns
+    /// (at the latest after `timeout`).
+    public func drain(timeout: Double) async {
+        draining.store(true, ordering: .relaxed)
+        let channel = listener.withLock { $0 }
+        try? await channel?.close()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            connections.closeIdle()
+            if connections.count == 0 { break }
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+        connections.closeAll()
+    }
+
+    public func shutdown() async {
+        try? await group.shutdownGracefully()
+    }
+
+    // MARK: Built-in endpoints
+
+    struct BuiltIn {
+        let status: HTTPResponseStatus
+        let contentType: String
+        let body: [UInt8]
+    }
+
+    func builtIn(path: String, state: GatewayState) -> BuiltIn? {
+        switch path {
+        case "/healthz":
+            return BuiltIn(status: .ok, contentType: "application/json", body: Array("{\"status\":\"ok\"}\n".utf8))
+        case "/readyz":
+            let ring = keys.ring
+            let ready = !ring.keys.filter(\.canVerify).isEmpty && !isDraining
+            let body = "{\"status\":\"\(ready ? "ready" : "not_ready")\",\"keys\":\(ring.keys.count),\"draining\":\(isDraining)}\n"
+            return BuiltIn(status: ready ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8))
+        case "/metrics":
+            return BuiltIn(status: .ok, contentType: "text/plain; version=0.0.4", body: metrics.render(cache: state.verifier.cache))
+        default:
+            return nil
+        }
+    }
+
+    // MARK: Accounting
+
+    func requestFinished(route: String, status: Int, method: String, uri: String, requestID: String, started: UInt64,
+                         upstream: String?, identity: Identity?, bytesIn: Int, bytesOut: Int, note: String?) {
+        metrics.request(route: route, status: status)
+        guard let accessLog else { return }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+        var metadata: Logger.Metadata = [
+            "request_id": "\(requestID)", "method": "\(method)", "path": "\(Self.redactedPath(uri))", "status": "\(status)",
+            "route": "\(route)", "duration_ms": "\(String(format: "%.3f", elapsed))", "bytes_in": "\(bytesIn)", "bytes_out": "\(bytesOut)",
+        ]
+        if let upstream { metadata["upstream"] = "\(upstream)" }
+        if let user = identity?.userID { metadata["user_id"] = "\(user)" }
+        if let session = identity?.sessionID { metadata["session_id"] = "\(session)" }
+        if let note { metadata["reason"] = "\(note)" }
+        accessLog.info("request", metadata: metadata)
+    }
+
+    /// The path without its query: query strings can carry tokens, and tokens are never logged.
+    static func redactedPath(_ uri: String) -> String {
+        guard let q = uri.firstIndex(of: "?") else { return uri }
+        return String(uri[..<q]) + "?…"
+    }
+}
+
+/// The open client connections, so a drain can close the idle ones and wait for the rest.
+final class ConnectionRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func opened(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
+    func closed(_ channel: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+    var count: Int { channels.withLock { $0.count } }
+
+    /// Asks each connection to close once it has no request in flight.
+    func closeIdle() {
+        for channel in channels.withLock({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(DrainEvent())
+        }
+    }
+
+    func closeAll() {
+        for channel in channels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+    }
+}
+
+/// Sent down each connection's pipeline during a drain.
+struct DrainEvent: Sendable {}

@@ -1,0 +1,29 @@
+import JOSE
+import Synchronization
+
+/// Everything a request reads that a reload replaces in one step: config, routes, the
+/// verifier over the current keys.
+final class GatewayState: Sendable {
+    let config: GatewayConfig
+    let router: Router
+    let verifier: TokenVerifier
+    let authenticator: Authenticator
+    /// Round-robin position per route.
+    let cursors: [AtomicCounter]
+
+    init(config: GatewayConfig, keys: KeyStore) {
+        self.config = config
+        router = Router(routes: config.routes)
+        verifier = TokenVerifier(keys: keys, policy: config.auth.policy, maximumTokenSize: config.auth.maxTokenSize,
+                                 cacheCapacity: config.auth.cacheSize)
+        authenticator = Authenticator(verifier: verifier, sources: config.auth.tokenSources, tenantClaim: config.identity.tenantClaim)
+        cursors = config.routes.map { _ in AtomicCounter() }
+    }
+
+    /// The upstream order for one request: round robin from the route's cursor.
+    func upstreams(for route: RouteConfig) -> [Upstream] {
+        guard route.upstreams.count > 1, cursors.indices.contains(route.index) else { return route.upstreams }
+        let start = Int(cursors[route.index].next() % UInt64(route.upstreams.count))
+        return Array(route.upstreams[start...] + route.upstreams[..<start])
+    }
+}

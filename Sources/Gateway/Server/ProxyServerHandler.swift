@@ -1,0 +1,502 @@
+import Foundation
+import JOSE
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One client connection: each request is routed, authenticated and either answered here or
+/// streamed to an upstream and back, with backpressure both ways.
+///
+/// Reads from the client are held while the upstream cannot take more (or is not connected
+/// yet); reads from the upstream are held while the client cannot take more. All of it runs on
+/// the connection's event loop, which is also the loop of its upstream connections.
+final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: GatewayServer
+    private let pool: UpstreamPool
+    private var context: ChannelHandlerContext!
+    private var exchange: Exchange?
+    /// Answered here; the rest of the request body is read and dropped.
+    private var discarding = false
+    private var closeAfterDiscard = false
+    private var pendingRead = false
+    private var remoteIP = ""
+
+    init(server: GatewayServer, pool: UpstreamPool) {
+        self.server = server
+        self.pool = pool
+    }
+
+    /// One request on its way through.
+    final class Exchange {
+        let requestID: String
+        let route: RouteConfig
+        let head: HTTPRequestHead
+        let keepAlive: Bool
+        let started: UInt64
+        var identity: Identity?
+        var upstreams: [Upstream]
+        var upstream: Upstream
+        var attempt = 0
+        var channel: (any Channel)?
+        var handler: UpstreamHandler?
+        var upstreamHead: HTTPRequestHead
+        var buffered: [HTTPClientRequestPart] = []
+        var requestEnded = false
+        var responseHead: HTTPResponseHead?
+        var responseEnded = false
+        var status = 0
+        var bytesIn = 0, bytesOut = 0
+        var timer: Scheduled<Void>?
+        var sentUpstream = false
+        var upstreamStarted: UInt64 = 0
+        /// The upstream's own answer allowed reusing its connection.
+        var upstreamKeepAlive = true
+
+        init(requestID: String, route: RouteConfig, head: HTTPRequestHead, upstreamHead: HTTPRequestHead, upstreams: [Upstream]) {
+            self.requestID = requestID
+            self.route = route
+            self.head = head
+            self.keepAlive = head.isKeepAlive
+            self.upstreamHead = upstreamHead
+            self.upstreams = upstreams
+            self.upstream = upstreams[0]
+            self.started = DispatchTime.now().uptimeNanoseconds
+        }
+    }
+
+    // MARK: Connection
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        remoteIP = context.channel.remoteAddress?.ipAddress ?? ""
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        server.metrics.connectionOpened()
+        server.connections.opened(context.channel)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        server.metrics.connectionClosed()
+        server.connections.closed(context.channel)
+        if let exchange {
+            exchange.channel?.close(promise: nil)
+            finish(exchange, status: exchange.status == 0 ? 499 : exchange.status, reusable: false, note: "client closed")
+        }
+        context.fireChannelInactive()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let exchange, exchange.channel == nil || exchange.channel?.isWritable == false {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { exchange?.handler?.resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            // Idle between requests: close now. Busy: the response goes out with Connection: close.
+            if exchange == nil, !discarding { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func resumeClientReads() {
+        guard pendingRead else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    // MARK: Request
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            begin(head)
+        case .body(let buffer):
+            if discarding {
+                return
+            }
+            guard let exchange else { return }
+            exchange.bytesIn += buffer.readableBytes
+            let limit = server.state.config.server.maxBodyBytes
+            if limit > 0, exchange.bytesIn > limit, exchange.responseHead == nil {
+                exchange.channel?.close(promise: nil)
+                let e = exchange
+                self.exchange = nil
+                finish(e, status: 413, reusable: false, note: "body too large")
+                respond(.tooLarge("request body exceeds \(limit) bytes"), version: e.head.version, requestID: e.requestID, keepAlive: false)
+                return
+            }
+            send(.body(.byteBuffer(buffer)), exchange)
+        case .end(let trailers):
+            if discarding {
+                discarding = false
+                if closeAfterDiscard { context.close(promise: nil) }
+                return
+            }
+            guard let exchange else { return }
+            exchange.requestEnded = true
+            send(.end(trailers), exchange)
+            armTimer(exchange, seconds: exchange.route.firstByteTimeout, why: "no response from upstream within \(Duration.describe(exchange.route.firstByteTimeout))")
+        }
+    }
+
+    private func begin(_ head: HTTPRequestHead) {
+        let state = server.state
+        let requestID = Self.requestID(from: head.headers)
+        let keepAlive = head.isKeepAlive && !server.isDraining
+        let uri = head.uri
+        guard uri.hasPrefix("/") else {
+            return reject(.badRequest("request target must be an absolute path"), head: head, requestID: requestID, route: "-")
+        }
+        let queryStart = uri.firstIndex(of: "?")
+        let path = String(uri[..<(queryStart ?? uri.endIndex)])
+        let query = queryStart.map { uri[uri.index(after: $0)...] }
+
+        if head.method == .GET || head.method == .HEAD, let answer = server.builtIn(path: path, state: state) {
+            return respondBuiltIn(answer, head: head, requestID: requestID, keepAlive: keepAlive)
+        }
+        var headerBytes = uri.utf8.count
+        for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
+        if headerBytes > state.config.server.maxHeaderBytes {
+            return reject(.headersTooLarge("request head is \(headerBytes) bytes, the limit is \(state.config.server.maxHeaderBytes)"), head: head, requestID: requestID, route: "-")
+        }
+        let host = head.headers.first(name: "host").map { Self.hostWithoutPort($0) }
+        guard let route = state.router.match(method: head.method.rawValue, host: host, path: path) else {
+            return reject(.noRoute, head: head, requestID: requestID, route: "-")
+        }
+        let limit = state.config.server.maxBodyBytes
+        if limit > 0, let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+            return reject(.tooLarge("request body of \(length) bytes exceeds \(limit)"), head: head, requestID: requestID, route: route.name)
+        }
+
+        var identity: Identity? = nil
+        switch state.authenticator.authenticate(route: route, head: head, query: query) {
+        case .refuse(let failure):
+            server.metrics.verification(failure.reason.rawValue)
+            return reject(.auth(failure), head: head, requestID: requestID, route: route.name)
+        case .pass(let who):
+            identity = who
+            if who != nil { server.metrics.verification("valid") }
+        }
+        if route.session == .required, let who = identity {
+            guard let sessionID = who.sessionID else {
+                return reject(.auth(AuthFailure(.missingClaim, "token has no \"session_id\"; this route needs a runtime session")), head: head, requestID: requestID, route: route.name)
+            }
+            let status = server.sessions.cachedStatus(of: sessionID) ?? .notFound
+            if let (reason, message) = status.check(who, now: Timestamp.now()) {
+                return reject(.auth(AuthFailure(reason, message)), head: head, requestID: requestID, route: route.name)
+            }
+        }
+
+        let upstreams = state.upstreams(for: route)
+        let upstreamHead = forwardHead(head, route: route, upstream: upstreams[0], path: path, query: query, identity: identity,
+                                       requestID: requestID, identityConfig: state.config.identity)
+        let exchange = Exchange(requestID: requestID, route: route, head: head, upstreamHead: upstreamHead, upstreams: upstreams)
+        exchange.identity = identity
+        self.exchange = exchange
+        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        connect(exchange)
+    }
+
+    /// The request as the upstream sees it: hop-by-hop headers gone, the identity namespace
+    /// replaced by verified values, forwarding headers added.
+    private func forwardHead(_ head: HTTPRequestHead, route: RouteConfig, upstream: Upstream, path: String, query: Substring?,
+                             identity: Identity?, requestID: String, identityConfig: IdentityConfig) -> HTTPRequestHead {
+        var headers = head.headers
+        HopByHop.strip(&headers, keepChunked: true)
+        headers.remove(name: "expect")
+        for name in identityConfig.namespace { headers.remove(name: name) }
+        if !route.forwardAuthorization { headers.remove(name: "authorization") }
+        if let identity {
+            if let user = identity.userID, !identityConfig.userID.isEmpty { headers.add(name: identityConfig.userID, value: user) }
+            if let role = identity.role, !identityConfig.role.isEmpty { headers.add(name: identityConfig.role, value: role) }
+            if let session = identity.sessionID, !identityConfig.sessionID.isEmpty { headers.add(name: identityConfig.sessionID, value: session) }
+            if !identityConfig.tenantID.isEmpty { headers.add(name: identityConfig.tenantID, value: identity.tenantID) }
+            if !identityConfig.claims.isEmpty { headers.add(name: identityConfig.claims, value: identity.token.payloadSegment) }
+        }
+        let forwardedFor = headers.first(name: "x-forwarded-for").map { "\($0), \(remoteIP)" } ?? remoteIP
+        headers.replaceOrAdd(name: "x-forwarded-for", value: forwardedFor)
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        if let host = head.headers.first(name: "host") { headers.replaceOrAdd(name: "x-forwarded-host", value: host) }
+        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        let uri = Router.upstreamURI(route: route, upstream: upstream, path: path, query: query)
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
+    }
+
+    // MARK: Upstream
+
+    private func connect(_ exchange: Exchange) {
+        let loop = context.eventLoop
+        pool.acquire(exchange.upstream, connectTimeout: exchange.route.connectTimeout).hop(to: loop).assumeIsolated().whenComplete { result in
+            guard self.exchange === exchange else {
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let channel):
+                self.attach(exchange, channel)
+            case .failure(let error):
+                let idempotent = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE].contains(exchange.head.method)
+                if idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
+                    exchange.attempt = 1
+                    exchange.upstream = exchange.upstreams[1]
+                    exchange.upstreamHead.uri = Router.upstreamURI(route: exchange.route, upstream: exchange.upstream,
+                                                                   path: String(exchange.head.uri.prefix { $0 != "?" }),
+                                                                   query: exchange.head.uri.firstIndex(of: "?").map { exchange.head.uri[exchange.head.uri.index(after: $0)...] })
+                    self.connect(exchange)
+                    return
+                }
+                let timedOut = "\(error)".contains("connectTimeout")
+                self.fail(exchange, timedOut ? .gatewayTimeout("connecting to \(exchange.upstream) timed out") : .badGateway("cannot connect to \(exchange.upstream): \(Self.describe(error))"))
+            }
+        }
+    }
+
+    private func attach(_ exchange: Exchange, _ channel: any Channel) {
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
+            channel.close(promise: nil)
+            return fail(exchange, .badGateway("upstream connection unusable"))
+        }
+        exchange.channel = channel
+        exchange.handler = handler
+        handler.delegate = self
+        exchange.upstreamStarted = DispatchTime.now().uptimeNanoseconds
+        channel.write(HTTPClientRequestPart.head(exchange.upstreamHead), promise: nil)
+        exchange.sentUpstream = true
+        for part in exchange.buffered { channel.write(part, promise: nil) }
+        exchange.buffered.removeAll()
+        channel.flush()
+        if exchange.requestEnded {
+            armTimer(exchange, seconds: exchange.route.firstByteTimeout, why: "no response from upstream within \(Duration.describe(exchange.route.firstByteTimeout))")
+        }
+        if channel.isWritable { resumeClientReads() }
+    }
+
+    private func send(_ part: HTTPClientRequestPart, _ exchange: Exchange) {
+        guard let channel = exchange.channel else {
+            exchange.buffered.append(part)
+            return
+        }
+        channel.writeAndFlush(part, promise: nil)
+    }
+
+    func upstream(received part: HTTPClientResponsePart) {
+        guard let exchange else { return }
+        switch part {
+        case .head(let head):
+            if head.status.code < 200 { return }  // 100 Continue from upstream: we already answered the client
+            exchange.timer?.cancel()
+            exchange.timer = nil
+            server.metrics.upstreamLatency(route: exchange.route.name, nanoseconds: DispatchTime.now().uptimeNanoseconds - exchange.upstreamStarted)
+            exchange.upstreamKeepAlive = head.isKeepAlive
+            var headers = head.headers
+            HopByHop.strip(&headers, keepChunked: false)
+            headers.replaceOrAdd(name: "x-request-id", value: exchange.requestID)
+            var keepAlive = exchange.keepAlive && !server.isDraining
+            if exchange.head.version.minor == 0, !headers.contains(name: "content-length") { keepAlive = false }
+            if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+            else if exchange.head.version.minor == 0 { headers.replaceOrAdd(name: "connection", value: "keep-alive") }
+            let response = HTTPResponseHead(version: exchange.head.version, status: head.status, headers: headers)
+            exchange.responseHead = response
+            exchange.status = Int(head.status.code)
+            context.write(wrapOutboundOut(.head(response)), promise: nil)
+        case .body(let buffer):
+            exchange.bytesOut += buffer.readableBytes
+            armTimer(exchange, seconds: exchange.route.idleTimeout, why: "upstream idle for \(Duration.describe(exchange.route.idleTimeout))")
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            exchange.timer?.cancel()
+            exchange.responseEnded = true
+            let keepAlive = exchange.responseHead?.headers.first(name: "connection") != "close"
+            let reusable = exchange.requestEnded && exchange.upstreamKeepAlive
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+            if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+            self.exchange = nil
+            finish(exchange, status: exchange.status, reusable: reusable, note: nil)
+            if !exchange.requestEnded {
+                // Upstream answered before the request body ended: drop the rest of it.
+                discarding = true
+                closeAfterDiscard = !keepAlive
+            }
+            resumeClientReads()
+        }
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard let exchange, !exchange.responseEnded else { return }
+        if exchange.responseHead == nil {
+            fail(exchange, .badGateway(error.map { "upstream failed: \(Self.describe($0))" } ?? "upstream closed the connection before answering"))
+        } else {
+            // Mid-response: the only honest signal left is to cut the client connection.
+            self.exchange = nil
+            finish(exchange, status: exchange.status, reusable: false, note: "upstream closed mid-response")
+            context.close(promise: nil)
+        }
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if writable { resumeClientReads() }
+    }
+
+    var upstreamMayRead: Bool { context?.channel.isWritable ?? true }
+
+    private func armTimer(_ exchange: Exchange, seconds: Double, why: String) {
+        exchange.timer?.cancel()
+        exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+            guard self.exchange === exchange else { return }
+            if exchange.responseHead == nil {
+                self.fail(exchange, .gatewayTimeout(why))
+            } else {
+                self.exchange = nil
+                exchange.channel?.close(promise: nil)
+                self.finish(exchange, status: exchange.status, reusable: false, note: why)
+                self.context.close(promise: nil)
+            }
+        }
+    }
+
+    /// The exchange failed before a response head reached the client: answer it here.
+    private func fail(_ exchange: Exchange, _ response: ErrorResponse) {
+        exchange.timer?.cancel()
+        exchange.channel?.close(promise: nil)
+        self.exchange = nil
+        let keepAlive = exchange.keepAlive && exchange.requestEnded && !server.isDraining
+        finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
+        respond(response, version: exchange.head.version, requestID: exchange.requestID, keepAlive: keepAlive)
+        if !exchange.requestEnded {
+            discarding = true
+            closeAfterDiscard = true
+        }
+        resumeClientReads()
+    }
+
+    private func finish(_ exchange: Exchange, status: Int, reusable: Bool, note: String?) {
+        exchange.timer?.cancel()
+        if let channel = exchange.channel {
+            exchange.handler?.delegate = nil
+            if reusable { pool.release(channel, exchange.upstream) } else { channel.close(promise: nil) }
+        }
+        server.requestFinished(route: exchange.route.name, status: status, method: exchange.head.method.rawValue, uri: exchange.head.uri,
+                               requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream.description,
+                               identity: exchange.identity, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut, note: note)
+    }
+
+    // MARK: Local answers
+
+    private func reject(_ response: ErrorResponse, head: HTTPRequestHead, requestID: String, route: String) {
+        let hasBody = (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0 || head.headers.contains(name: "transfer-encoding")
+        let keepAlive = head.isKeepAlive && !server.isDraining && !hasBody
+        server.requestFinished(route: route, status: Int(response.status.code), method: head.method.rawValue, uri: head.uri, requestID: requestID,
+                               started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: response.reason)
+        respond(response, version: head.version, requestID: requestID, keepAlive: keepAlive)
+        discarding = true
+        closeAfterDiscard = !keepAlive
+    }
+
+    private func respond(_ response: ErrorResponse, version: HTTPVersion, requestID: String, keepAlive: Bool) {
+        let body = response.body(requestID: requestID)
+        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+        buffer.writeString(body)
+        context.write(wrapOutboundOut(.head(response.head(version: version, requestID: requestID, contentLength: buffer.readableBytes, keepAlive: keepAlive))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+    }
+
+    private func respondBuiltIn(_ answer: GatewayServer.BuiltIn, head: HTTPRequestHead, requestID: String, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: answer.contentType)
+        headers.add(name: "content-length", value: String(answer.body.count))
+        headers.add(name: "x-request-id", value: requestID)
+        headers.add(name: "cache-control", value: "no-store")
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: answer.status, headers: headers))), promise: nil)
+        if head.method != .HEAD {
+            var buffer = context.channel.allocator.buffer(capacity: answer.body.count)
+            buffer.writeBytes(answer.body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+        discarding = true
+        closeAfterDiscard = !keepAlive
+    }
+
+    // MARK: Helpers
+
+    /// A client's X-Request-Id is kept when it is 1-128 of [A-Za-z0-9._:-]; otherwise one is made.
+    static func requestID(from headers: HTTPHeaders) -> String {
+        if let given = headers.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
+           given.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D || $0 == 0x3A }) {
+            return given
+        }
+        return RequestIDs.next()
+    }
+
+    static func hostWithoutPort(_ host: String) -> String {
+        if host.hasPrefix("[") { return String(host.prefix { $0 != "]" }.dropFirst()).lowercased() }
+        return String(host.prefix { $0 != ":" }).lowercased()
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let io = error as? IOError { return io.description }
+        return String(describing: error)
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter; unique, cheap, not guessable
+/// across restarts.
+enum RequestIDs {
+    private static let prefix = secureRandomBytes(6).map { String(format: "%02x", $0) }.joined()
+    private static let counter = AtomicCounter()
+
+    static func next() -> String { "\(prefix)-\(counter.next())" }
+}
+
+import Synchronization
+
+final class AtomicCounter: Sendable {
+    private let value = Atomic<UInt64>(0)
+    func next() -> UInt64 { value.add(1, ordering: .relaxed).newValue }
+}
+
+/// Connection-scoped headers (RFC 9110 section 7.6.1) are not forwarded.
+enum HopByHop {
+    static let names = ["connection", "proxy-connection", "keep-alive", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
+
+    static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool) {
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingCharacters(in: .whitespaces).lowercased()
+                if !name.isEmpty, name != "close", name != "keep-alive" { headers.remove(name: name) }
+            }
+        }
+        for name in names { headers.remove(name: name) }
+        let chunked = headers["transfer-encoding"].contains { $0.lowercased().contains("chunked") }
+        headers.remove(name: "transfer-encoding")
+        if keepChunked, chunked, !headers.contains(name: "content-length") { headers.add(name: "transfer-encoding", value: "chunked") }
+    }
+}
