@@ -1,1 +1,109 @@
+import Gateway
 import Testing
+
+@Suite struct ConfigTests {
+    @Test func fullConfigParses() throws {
+        let config = try GatewayConfig.parse("""
+        [server]
+        listen = "[::1]:9443"
+        threads = 2
+        max_body_bytes = 1048576
+        drain_timeout = "10s"
+        access_log = "off"
+
+        [auth]
+        issuer = ["https://a/auth/v1", "https://b/auth/v1"]
+        audience = "authenticated"
+        leeway = "30s"
+        token_sources = ["authorization", "cookie:sb-access-token", "query:access_token"]
+
+        [identity]
+        tenant_claim = "app_metadata.org"
+        strip = ["X-Internal-Admin"]
+
+        [[route]]
+        name = "api"
+        path = "/api/"
+        host = "API.example.com"
+        methods = ["get", "POST"]
+        strip_prefix = true
+        upstream = ["http://127.0.0.1:9000/base", "http://[::1]:9001"]
+        auth = "required"
+        require = { role = ["authenticated"], aal = "aal2", claims = { "app_metadata.org" = "acme" } }
+        session = "required"
+        timeouts = { connect = "250ms", first_byte = "5s", idle = "1m" }
+        """, baseDirectory: "/etc/gateway")
+        #expect(config.server.host == "::1" && config.server.port == 9443 && config.server.threads == 2)
+        #expect(config.auth.issuers.count == 2 && config.auth.leeway == 30)
+        #expect(config.auth.keys == "/etc/gateway/Keys")
+        #expect(config.auth.tokenSources == [.authorization, .cookie("sb-access-token"), .query("access_token")])
+        #expect(config.identity.namespace.contains("x-internal-admin"))
+        let route = try #require(config.routes.first)
+        #expect(route.match == .prefix("/api/") && route.host == "api.example.com" && route.methods == ["GET", "POST"])
+        #expect(route.upstreams.map(\.description) == ["http://127.0.0.1:9000/base", "http://[::1]:9001"])
+        #expect(route.connectTimeout == 0.25 && route.idleTimeout == 60 && route.session == .required)
+        #expect(route.conditions.first?.path == "app_metadata.org")
+    }
+
+    @Test func everyMistakeIsReportedWithItsLine() throws {
+        let text = """
+        [server]
+        listen = "nowhere"
+
+        [auth]
+        token_sources = ["smoke-signals"]
+
+        [[route]]
+        path = "api/"
+        upstream = "https://tls.example.com"
+        auth = "sometimes"
+
+        [[route]]
+        exact = "/x"
+        upstream = "http://127.0.0.1:1"
+        session = "required"
+        auth = "public"
+        timeouts = { connect = "soon" }
+        """
+        #expect {
+            try GatewayConfig.parse(text)
+        } throws: { error in
+            let issues = (error as? ConfigError)?.issues ?? []
+            let lines = issues.map { "\($0)" }
+            let expected = [
+                "line 2: server.listen", "line 5: auth.token_sources", "line 8: route[0].path", "line 9: route[0].upstream",
+                "line 10: route[0].auth", "line 15: route[1].session", "line 17: route[1].timeouts.connect",
+            ]
+            return expected.allSatisfy { prefix in lines.contains { $0.hasPrefix(prefix) } } && issues.count == expected.count
+        }
+    }
+
+    @Test func routerMatchesInFileOrder() throws {
+        let config = try GatewayConfig.parse("""
+        [[route]]
+        exact = "/api/health"
+        upstream = "http://127.0.0.1:1"
+        auth = "public"
+        [[route]]
+        path = "/api/"
+        methods = ["GET"]
+        upstream = "http://127.0.0.1:2"
+        [[route]]
+        path = "/api/"
+        host = "admin.local"
+        upstream = "http://127.0.0.1:3"
+        [[route]]
+        path = "/"
+        upstream = "http://127.0.0.1:4/root/"
+        strip_prefix = true
+        """)
+        let router = Router(routes: config.routes)
+        #expect(router.match(method: "GET", host: nil, path: "/api/health")?.upstreams[0].port == 1)
+        #expect(router.match(method: "GET", host: nil, path: "/api/x")?.upstreams[0].port == 2)
+        #expect(router.match(method: "POST", host: "admin.local", path: "/api/x")?.upstreams[0].port == 3)
+        #expect(router.match(method: "POST", host: "other", path: "/api/x")?.upstreams[0].port == 4)
+        #expect(router.match(method: "GET", host: nil, path: "/api")?.upstreams[0].port == 2, "the prefix without its slash")
+        let root = config.routes[3]
+        #expect(Router.upstreamURI(route: root, upstream: root.upstreams[0], path: "/a/b", query: "x=1") == "/root/a/b?x=1")
+    }
+}

@@ -25,7 +25,14 @@ public struct Router: Sendable {
             rest = path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : ""
             if !rest.hasPrefix("/") { rest = "/" + rest }
         }
-        var uri = upstream.basePath.isEmpty ? rest : upstream.basePath + (rest == "/" && !upstream.basePath.hasSuffix("/") ? "" : rest)
+        var uri: String
+        if upstream.basePath.isEmpty {
+            uri = rest
+        } else if rest == "/" {
+            uri = upstream.basePath
+        } else {
+            uri = (upstream.basePath.hasSuffix("/") ? String(upstream.basePath.dropLast()) : upstream.basePath) + rest
+        }
         if uri.isEmpty { uri = "/" }
         if let query { uri += "?" + query }
         return uri

@@ -85,7 +85,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         server.metrics.connectionClosed()
         server.connections.closed(context.channel)
         if let exchange {
-            exchange.channel?.close(promise: nil)
+            self.exchange = nil
             finish(exchange, status: exchange.status == 0 ? 499 : exchange.status, reusable: false, note: "client closed")
         }
         context.fireChannelInactive()
@@ -137,7 +137,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.bytesIn += buffer.readableBytes
             let limit = server.state.config.server.maxBodyBytes
             if limit > 0, exchange.bytesIn > limit, exchange.responseHead == nil {
-                exchange.channel?.close(promise: nil)
                 let e = exchange
                 self.exchange = nil
                 finish(e, status: 413, reusable: false, note: "body too large")
@@ -369,7 +368,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 self.fail(exchange, .gatewayTimeout(why))
             } else {
                 self.exchange = nil
-                exchange.channel?.close(promise: nil)
                 self.finish(exchange, status: exchange.status, reusable: false, note: why)
                 self.context.close(promise: nil)
             }
@@ -379,7 +377,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The exchange failed before a response head reached the client: answer it here.
     private func fail(_ exchange: Exchange, _ response: ErrorResponse) {
         exchange.timer?.cancel()
-        exchange.channel?.close(promise: nil)
         self.exchange = nil
         let keepAlive = exchange.keepAlive && exchange.requestEnded && !server.isDraining
         finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
@@ -391,6 +388,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         resumeClientReads()
     }
 
+    /// Ends an exchange that is no longer `self.exchange`: the upstream connection goes back to
+    /// the pool or is closed (its handler detached first, so closing cannot call back into an
+    /// exchange that is over), and the request is counted and logged.
     private func finish(_ exchange: Exchange, status: Int, reusable: Bool, note: String?) {
         exchange.timer?.cancel()
         if let channel = exchange.channel {

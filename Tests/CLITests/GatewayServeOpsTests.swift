@@ -1,0 +1,196 @@
+import Foundation
+import JOSE
+import Testing
+
+/// Error statuses, streaming with bounded memory, pooling, operations endpoints, reload and
+/// drain, against the real process.
+@Suite(.serialized) struct GatewayServeOpsTests {
+    static let keys = CLITests.sharedKeys
+
+    /// Sends raw bytes and returns the first response line.
+    static func raw(_ port: Int, _ bytes: String) throws -> String {
+        let script = """
+        import socket,sys
+        s=socket.create_connection(("127.0.0.1",\(port)));s.sendall(sys.stdin.buffer.read());s.settimeout(5)
+        data=b""
+        try:
+            while b"\\r\\n" not in data:
+                chunk=s.recv(4096)
+                if not chunk: break
+                data+=chunk
+        except Exception: pass
+        print(data.split(b"\\r\\n")[0].decode())
+        """
+        return try CLI.run(["python3", "-c", script], stdin: Array(bytes.utf8), executable: "/usr/bin/env").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func everyErrorStatus() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: """
+        [server]
+        max_body_bytes = 1000
+        max_header_bytes = 4096
+
+        [[route]]
+        path = "/up/"
+        upstream = "\(up.url)"
+        auth = "public"
+        timeouts = { first_byte = "300ms" }
+
+        [[route]]
+        path = "/down/"
+        upstream = "http://127.0.0.1:1"
+        auth = "public"
+        """, keys: Self.keys)
+
+        let tooLarge = try Curl.request(gw.url + "/up/echo", ["--data-binary", String(repeating: "x", count: 2000)])
+        #expect(tooLarge.status == 413 && tooLarge.json?["error"]?.string == "payload_too_large")
+        let chunkedTooLarge = try Curl.request(gw.url + "/up/echo", ["-H", "Transfer-Encoding: chunked", "--data-binary", String(repeating: "y", count: 5000)])
+        #expect(chunkedTooLarge.status == 413)
+        let headers = try Curl.request(gw.url + "/up/echo", ["-H", "X-Big: " + String(repeating: "h", count: 6000)])
+        #expect(headers.status == 431 && headers.json?["error"]?.string == "request_header_fields_too_large")
+        #expect(try Self.raw(gw.port, "GARBAGE\r\n\r\n").hasPrefix("HTTP/1.1 400"))
+        #expect(try Self.raw(gw.port, "GET http://elsewhere/ HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 400"))
+        let refused = try Curl.request(gw.url + "/down/x")
+        #expect(refused.status == 502 && refused.json?["error"]?.string == "bad_gateway")
+        let reset = try Curl.request(gw.url + "/up/reset")
+        #expect(reset.status == 502)
+        let slow = try Curl.request(gw.url + "/up/slow?ms=2000")
+        #expect(slow.status == 504 && slow.json?["error"]?.string == "gateway_timeout")
+        // Still serving after all of that.
+        #expect(try Curl.request(gw.url + "/up/echo").status == 200)
+        #expect(gw.child.process.isRunning)
+    }
+
+    @Test func failedConnectTriesTheNextUpstreamForIdempotentMethods() throws {
+        let up = try TestUpstream(name: "alive")
+        let gw = try TestGateway(config: """
+        [[route]]
+        path = "/"
+        upstream = ["http://127.0.0.1:1", "\(up.url)"]
+        auth = "public"
+        """, keys: Self.keys)
+        for _ in 0..<4 {
+            #expect(try Curl.request(gw.url + "/echo").json?["name"]?.string == "alive")
+        }
+        let posts = try (0..<4).map { _ in try Curl.request(gw.url + "/echo", ["-X", "POST", "--data", "x"]).status }
+        #expect(posts.contains(502) && posts.contains(200), "POST is not retried: \(posts)")
+    }
+
+    @Test func streamsAGibibyteEachWayInBoundedMemory() throws {
+        let size = Int(ProcessInfo.processInfo.environment["GATEWAY_STREAM_BYTES"] ?? "") ?? 1 << 30
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: """
+        [server]
+        access_log = "off"
+
+        [[route]]
+        path = "/"
+        upstream = "\(up.url)"
+        auth = "public"
+        """, keys: Self.keys)
+        let file = CLI.temporaryDirectory() + "/upload.bin"
+        #expect(truncate(file, off_t(size)) == 0 || FileManager.default.createFile(atPath: file, contents: nil) && truncate(file, off_t(size)) == 0)
+
+        func sampled(_ body: () throws -> Curl.Response) rethrows -> (Curl.Response, Int) {
+            nonisolated(unsafe) var peak = 0
+            nonisolated(unsafe) var done = false
+            let sampler = Thread {
+                while !done { peak = max(peak, gw.child.rssKiB); Thread.sleep(forTimeInterval: 0.05) }
+            }
+            sampler.start()
+            defer { done = true }
+            return (try body(), peak)
+        }
+        let (download, downPeak) = try sampled { try Curl.request(gw.url + "/stream?bytes=\(size)", ["-w", "", "-o", "/dev/null"], timeout: 300) }
+        _ = download
+        let check = try CLI.run(["-s", "-o", "/dev/null", "-w", "%{size_download}", gw.url + "/stream?bytes=\(size)"], executable: "/usr/bin/curl")
+        #expect(Int(check.stdout) == size, "download size")
+        let (upload, upPeak) = try sampled { try Curl.request(gw.url + "/echo", ["--data-binary", "@" + file, "-H", "Content-Type: application/octet-stream"], timeout: 300) }
+        #expect(upload.status == 200)
+        #expect(upload.json?["body_bytes"]?.integer == Int64(size))
+        let (chunked, _) = try sampled { try Curl.request(gw.url + "/echo", ["-H", "Transfer-Encoding: chunked", "--data-binary", "@" + file], timeout: 300) }
+        #expect(chunked.json?["body_bytes"]?.integer == Int64(size))
+        print("streaming \(size) bytes: peak RSS download \(downPeak / 1024) MiB, upload \(upPeak / 1024) MiB")
+        #expect(downPeak < 64 * 1024 && upPeak < 64 * 1024, "gateway RSS must stay under 64 MiB (download \(downPeak) KiB, upload \(upPeak) KiB)")
+        try? FileManager.default.removeItem(atPath: file)
+    }
+
+    @Test func expectContinueAndEarlyRejection() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\n", keys: Self.keys)
+        let token = try GatewayServeTests.token()
+        let body = String(repeating: "z", count: 10_000)
+        let accepted = try Curl.request(gw.url + "/echo", Curl.bearer(token) + ["-H", "Expect: 100-continue", "--data-binary", body])
+        #expect(accepted.status == 200 && accepted.json?["body_bytes"]?.integer == 10_000)
+        #expect(accepted.json?["headers"]?["expect"] == nil)
+        let started = Date()
+        let refused = try Curl.request(gw.url + "/echo", ["-H", "Expect: 100-continue", "--expect100-timeout", "10", "--data-binary", body])
+        #expect(refused.status == 401)
+        #expect(Date().timeIntervalSince(started) < 5, "refusal must come before the body is sent")
+    }
+
+    @Test func upstreamConnectionsAreKeptAliveAndReused() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys, extra: ["--threads", "1"])
+        for _ in 0..<20 { _ = try Curl.request(gw.url + "/echo") }
+        let connections = try Curl.request(up.url + "/connections").json?["connections"]?.integer ?? 99
+        #expect(connections <= 3, "20 requests opened \(connections) upstream connections")
+    }
+
+    @Test func healthReadinessAndMetrics() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: "[[route]]\nname = \"api\"\npath = \"/\"\nupstream = \"\(up.url)\"\n", keys: Self.keys)
+        let token = try GatewayServeTests.token()
+        _ = try Curl.request(gw.url + "/echo", Curl.bearer(token))
+        _ = try Curl.request(gw.url + "/echo", Curl.bearer(token))
+        _ = try Curl.request(gw.url + "/echo", Curl.bearer("x.y.z"))
+        #expect(try Curl.request(gw.url + "/healthz").status == 200)
+        let ready = try Curl.request(gw.url + "/readyz")
+        #expect(ready.status == 200 && ready.json?["status"]?.string == "ready")
+        let metrics = try Curl.request(gw.url + "/metrics").body
+        #expect(metrics.contains("gateway_requests_total{route=\"api\",status=\"200\"} 2"))
+        #expect(metrics.contains("gateway_requests_total{route=\"api\",status=\"401\"} 1"))
+        #expect(metrics.contains("gateway_token_verifications_total{outcome=\"valid\"} 2"))
+        #expect(metrics.contains("gateway_token_verifications_total{outcome=\"malformed\"} 1"))
+        #expect(metrics.contains("gateway_upstream_latency_seconds_bucket{route=\"api\""))
+        #expect(metrics.contains("gateway_token_cache_hit_ratio 0.333"), "1 hit of 3 lookups (the malformed token is a miss too)")
+        #expect(metrics.contains("gateway_open_connections"))
+    }
+
+    @Test func sighupReloadsAndRefusesABadConfig() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: "[[route]]\npath = \"/a/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
+        #expect(try Curl.request(gw.url + "/b/x").status == 404)
+        try TestGateway.text(config: "[[route]]\npath = \"/b/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
+            .write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.child.signal(SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try Curl.request(gw.url + "/b/x").status == 200)
+        #expect(try Curl.request(gw.url + "/a/x").status == 404)
+        try TestGateway.text(config: "[[route]]\npath = \"/c/\"\nupstrem = \"\(up.url)\"\n", keys: Self.keys)
+            .write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.child.signal(SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(gw.child.stderr.contains("reload refused"))
+        #expect(gw.child.stderr.contains("upstrem"))
+        #expect(try Curl.request(gw.url + "/b/x").status == 200, "the old config keeps serving")
+    }
+
+    @Test func sigtermDrainsInFlightRequestsThenExits() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
+        nonisolated(unsafe) var slow: Curl.Response? = nil
+        let request = Thread { slow = try? Curl.request(gw.url + "/slow?ms=1500") }
+        request.start()
+        Thread.sleep(forTimeInterval: 0.4)
+        gw.child.signal(SIGTERM)
+        Thread.sleep(forTimeInterval: 0.3)
+        let late = try CLI.run(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", gw.url + "/echo"], executable: "/usr/bin/curl")
+        #expect(late.stdout == "000", "no new connections while draining")
+        let status = gw.child.waitForExit(timeout: 10)
+        #expect(status == 0)
+        while request.isExecuting || !request.isFinished { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(slow?.status == 200, "the in-flight request was answered")
+    }
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""A real HTTP/1.1 upstream for the gateway's integration tests and benchmarks.
+
+    upstream.py PORT [NAME]
+
+Endpoints (any method):
+  /echo...          JSON: {"name", "method", "path", "headers", "body_bytes", "connection"} (reads the whole body)
+  /stream?bytes=N   N bytes of 'x' as a chunked response, written in 64 KiB pieces
+  /fixed?bytes=N    N bytes with Content-Length
+  /slow?ms=N        waits N ms, then answers like /echo
+  /reset            closes the connection without answering
+  /status?code=N    answers with status N and a JSON body
+  /connections      how many TCP connections this upstream has accepted
+Prints "upstream listening on PORT" once ready.
+"""
+import http.server
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+NAME = sys.argv[2] if len(sys.argv) > 2 else "upstream"
+accepted = 0
+lock = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        global accepted
+        with lock:
+            accepted += 1
+        self.connection_number = accepted
+        super().setup()
+
+    def log_message(self, *args):
+        pass
+
+    def read_body(self):
+        total = 0
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                line = self.rfile.readline()
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                remaining = size
+                while remaining:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        return total
+                    remaining -= len(chunk)
+                    total += len(chunk)
+                self.rfile.readline()
+        else:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                total += len(chunk)
+        return total
+
+    def answer(self, status, payload, extra=()):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "keep-alive")
+        self.send_header("Keep-Alive", "timeout=60")
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def handle_any(self):
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        path = url.path
+        if path.endswith("/reset"):
+            self.read_body()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.close()
+            self.close_connection = True
+            return
+        if path.endswith("/slow"):
+            time.sleep(int(query.get("ms", "1000")) / 1000)
+        if path.endswith("/stream"):
+            self.read_body()
+            n = int(query.get("bytes", "0"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            piece = b"x" * 65536
+            while n > 0:
+                part = piece[: min(n, len(piece))]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                n -= len(part)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if path.endswith("/fixed"):
+            self.read_body()
+            n = int(query.get("bytes", "0"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            piece = b"x" * 65536
+            while n > 0:
+                part = piece[: min(n, len(piece))]
+                self.wfile.write(part)
+                n -= len(part)
+            return
+        if path.endswith("/connections"):
+            self.read_body()
+            self.answer(200, {"name": NAME, "connections": accepted})
+            return
+        if path.endswith("/status"):
+            self.read_body()
+            self.answer(int(query.get("code", "200")), {"name": NAME, "status": int(query.get("code", "200"))})
+            return
+        body_bytes = self.read_body()
+        self.answer(200, {
+            "name": NAME,
+            "method": self.command,
+            "path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "header_list": [[k.lower(), v] for k, v in self.headers.items()],
+            "body_bytes": body_bytes,
+            "connection": self.connection_number,
+        })
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1])
+    server = Server(("127.0.0.1", port), Handler)
+    print(f"upstream listening on {server.server_address[1]}", flush=True)
+    server.serve_forever()
