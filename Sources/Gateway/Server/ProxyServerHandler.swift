@@ -51,6 +51,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         var status = 0
         var bytesIn = 0, bytesOut = 0
         var timer: Scheduled<Void>?
+        /// When the upstream last sent something; the idle timer checks it instead of being
+        /// re-armed for every body part.
+        var lastActivity: UInt64 = 0
+        var idleTimerArmed = false
         var sentUpstream = false
         var upstreamStarted: UInt64 = 0
         /// The upstream's own answer allowed reusing its connection.
@@ -321,7 +325,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let buffer):
             exchange.bytesOut += buffer.readableBytes
-            armTimer(exchange, seconds: exchange.route.idleTimeout, why: "upstream idle for \(Duration.describe(exchange.route.idleTimeout))")
+            exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
+            if !exchange.idleTimerArmed { armIdleTimer(exchange, after: exchange.route.idleTimeout) }
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             exchange.timer?.cancel()
@@ -371,6 +376,24 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 self.finish(exchange, status: exchange.status, reusable: false, note: why)
                 self.context.close(promise: nil)
             }
+        }
+    }
+
+    /// Idle timeout while the response streams: one scheduled check that re-arms itself for
+    /// the time left since the last body part.
+    private func armIdleTimer(_ exchange: Exchange, after seconds: Double) {
+        exchange.idleTimerArmed = true
+        exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+            guard self.exchange === exchange else { return }
+            let idle = Double(DispatchTime.now().uptimeNanoseconds - exchange.lastActivity) / 1e9
+            let limit = exchange.route.idleTimeout
+            if idle < limit {
+                self.armIdleTimer(exchange, after: limit - idle)
+                return
+            }
+            self.exchange = nil
+            self.finish(exchange, status: exchange.status, reusable: false, note: "upstream idle for \(Duration.describe(limit))")
+            self.context.close(promise: nil)
         }
     }
 
