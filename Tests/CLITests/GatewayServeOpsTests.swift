@@ -89,6 +89,7 @@ import Testing
         upstream = "\(up.url)"
         auth = "public"
         """, keys: Self.keys)
+        // A sparse file: curl -T streams it from disk (--data-binary @file would load it into memory).
         let file = CLI.temporaryDirectory() + "/upload.bin"
         #expect(truncate(file, off_t(size)) == 0 || FileManager.default.createFile(atPath: file, contents: nil) && truncate(file, off_t(size)) == 0)
 
@@ -106,10 +107,10 @@ import Testing
         _ = download
         let check = try CLI.run(["-s", "-o", "/dev/null", "-w", "%{size_download}", gw.url + "/stream?bytes=\(size)"], executable: "/usr/bin/curl")
         #expect(Int(check.stdout) == size, "download size")
-        let (upload, upPeak) = try sampled { try Curl.request(gw.url + "/echo", ["--data-binary", "@" + file, "-H", "Content-Type: application/octet-stream"], timeout: 300) }
+        let (upload, upPeak) = try sampled { try Curl.request(gw.url + "/echo", ["-T", file, "-X", "POST", "-H", "Content-Type: application/octet-stream"], timeout: 300) }
         #expect(upload.status == 200)
         #expect(upload.json?["body_bytes"]?.integer == Int64(size))
-        let (chunked, _) = try sampled { try Curl.request(gw.url + "/echo", ["-H", "Transfer-Encoding: chunked", "--data-binary", "@" + file], timeout: 300) }
+        let (chunked, _) = try sampled { try Curl.request(gw.url + "/echo", ["-T", file, "-X", "POST", "-H", "Transfer-Encoding: chunked"], timeout: 300) }
         #expect(chunked.json?["body_bytes"]?.integer == Int64(size))
         print("streaming \(size) bytes: peak RSS download \(downPeak / 1024) MiB, upload \(upPeak / 1024) MiB")
         #expect(downPeak < 64 * 1024 && upPeak < 64 * 1024, "gateway RSS must stay under 64 MiB (download \(downPeak) KiB, upload \(upPeak) KiB)")

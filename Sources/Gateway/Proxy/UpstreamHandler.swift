@@ -22,6 +22,11 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         delegate?.upstream(received: unwrapInboundIn(data))
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+        context.fireChannelReadComplete()
+    }
+
     func read(context: ChannelHandlerContext) {
         if let delegate, !delegate.upstreamMayRead {
             pendingRead = true
@@ -57,6 +62,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 protocol UpstreamDelegate: AnyObject {
     func upstream(received part: HTTPClientResponsePart)
     func upstreamClosed(error: (any Error)?)
+    /// The upstream's read cycle ended: flush what was written to the client.
+    func upstreamReadComplete()
     func upstreamWritabilityChanged(_ writable: Bool)
     var upstreamMayRead: Bool { get }
 }

@@ -24,6 +24,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var closeAfterDiscard = false
     private var pendingRead = false
     private var remoteIP = ""
+    /// Writes are flushed once per read cycle, not once per part.
+    private var inReadCycle = false
+    private var upstreamNeedsFlush = false
+    private var clientNeedsFlush = false
 
     init(server: GatewayServer, pool: UpstreamPool) {
         self.server = server
@@ -129,7 +133,20 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: Request
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadCycle = false
+        flushUpstream()
+        context.fireChannelReadComplete()
+    }
+
+    private func flushUpstream() {
+        guard upstreamNeedsFlush else { return }
+        upstreamNeedsFlush = false
+        exchange?.channel?.flush()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inReadCycle = true
         switch unwrapInboundIn(data) {
         case .head(let head):
             begin(head)
@@ -288,7 +305,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.sentUpstream = true
         for part in exchange.buffered { channel.write(part, promise: nil) }
         exchange.buffered.removeAll()
-        channel.flush()
+        upstreamNeedsFlush = true
+        if !inReadCycle { flushUpstream() }
         if exchange.requestEnded {
             armTimer(exchange, seconds: exchange.route.firstByteTimeout, why: "no response from upstream within \(Duration.describe(exchange.route.firstByteTimeout))")
         }
@@ -300,7 +318,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.buffered.append(part)
             return
         }
-        channel.writeAndFlush(part, promise: nil)
+        channel.write(part, promise: nil)
+        upstreamNeedsFlush = true
+        if !inReadCycle { flushUpstream() }
     }
 
     func upstream(received part: HTTPClientResponsePart) {
@@ -327,7 +347,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.bytesOut += buffer.readableBytes
             exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
             if !exchange.idleTimerArmed { armIdleTimer(exchange, after: exchange.route.idleTimeout) }
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            clientNeedsFlush = true
         case .end(let trailers):
             exchange.timer?.cancel()
             exchange.responseEnded = true
@@ -335,6 +356,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             let reusable = exchange.requestEnded && exchange.upstreamKeepAlive
             let promise = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+            clientNeedsFlush = false
             if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
             self.exchange = nil
             finish(exchange, status: exchange.status, reusable: reusable, note: nil)
@@ -357,6 +379,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             finish(exchange, status: exchange.status, reusable: false, note: "upstream closed mid-response")
             context.close(promise: nil)
         }
+    }
+
+    func upstreamReadComplete() {
+        guard clientNeedsFlush else { return }
+        clientNeedsFlush = false
+        context.flush()
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {

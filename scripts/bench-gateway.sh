@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the gateway (--threads 1) against HAProxy 2.6 with jwt_verify
+# (single thread), both in front of the same nginx upstream, same wrk settings, in one run.
+#
+#   scripts/bench-gateway.sh [RUNS]      (default 3 runs; PEERS_DURATION, PEERS_CONNECTIONS as in peers.sh)
+#
+# Needs ../shared/bench/peers.sh (or PEERS_SH=path). Prints one table per run and the ratios
+# gateway/HAProxy for requests/s and p99 (p99 ratio < 1 means the gateway's tail is lower).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+PEERS_SH=${PEERS_SH:-../shared/bench/peers.sh}
+PEERS_DIR=${PEERS_DIR:-/tmp/gw-peers}
+PORT=${GATEWAY_BENCH_PORT:-18480}
+[ -f "$PEERS_SH" ] || { echo "bench-gateway: $PEERS_SH not found (set PEERS_SH)" >&2; exit 2; }
+
+scripts/install-deps.sh --runtime-only
+swift build -c release --product gateway >/dev/null
+bash "$PEERS_SH" start
+
+work=$(mktemp -d)
+cat > "$work/gateway.conf" <<CONF
+[server]
+listen = "127.0.0.1:$PORT"
+access_log = "off"
+
+[auth]
+issuer = "http://127.0.0.1:8080/auth/v1"
+audience = "authenticated"
+keys = "$PEERS_DIR/keys"
+
+[[route]]
+path = "/"
+upstream = "http://127.0.0.1:18090"
+auth = "optional"
+CONF
+chmod 600 "$PEERS_DIR"/keys/*.pem "$PEERS_DIR"/keys/*.secret 2>/dev/null || true
+.build/release/gateway serve --config "$work/gateway.conf" --threads 1 >"$work/out.log" 2>"$work/err.log" &
+gw=$!
+trap 'kill $gw 2>/dev/null || true; bash "$PEERS_SH" stop >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 100); do grep -q "listening" "$work/out.log" 2>/dev/null && break; sleep 0.1; done
+
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } else print v }'; }
+
+for run in $(seq 1 "$RUNS"); do
+  echo "run $run/$RUNS (wrk -t${PEERS_THREADS:-1} -c${PEERS_CONNECTIONS:-64} -d${PEERS_DURATION:-8s})"
+  out=$(bash "$PEERS_SH" compare "$PORT")
+  printf '%-14s %12s %10s %12s %10s %9s %9s\n' kind haproxy_rps p99_ms gateway_rps p99_ms rps_ratio p99_ratio
+  for kind in none ES256 RS256 HS256 ES256-unique; do
+    peer=$(awk -v k="$kind" -v p="$PORT" '$2==k && $1!=p' <<<"$out" | head -1)
+    ours=$(awk -v k="$kind" -v p="$PORT" '$2==k && $1==p' <<<"$out" | head -1)
+    prps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$peer"); grps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$ours")
+    pp99=$(to_ms "$(sed -n 's/.*p99=\([^ ]*\).*/\1/p' <<<"$peer")"); gp99=$(to_ms "$(sed -n 's/.*p99=\([^ ]*\).*/\1/p' <<<"$ours")")
+    awk -v k="$kind" -v a="$prps" -v b="$pp99" -v c="$grps" -v d="$gp99" \
+      'BEGIN { printf "%-14s %12.0f %10.2f %12.0f %10.2f %8.2fx %8.2fx\n", k, a, b, c, d, (a > 0 ? c / a : 0), (b > 0 ? d / b : 0) }'
+  done
+  echo
+done
