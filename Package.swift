@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
     ],
     targets: [
         // System libraries, found by pkg-config. Shims only.
@@ -42,11 +43,26 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Sessions, intents and their validation, the state surface (SQLite, PostgreSQL),
+        // identities (users, password hashes, refresh tokens), session events.
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "JOSE",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
         // The server: gateway.conf, routing, auth policy, proxying, /auth/v1, metrics.
         .target(
             name: "Gateway",
             dependencies: [
                 "JOSE",
+                "Runtime",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -80,6 +96,11 @@ let package = Package(
         .testTarget(
             name: "JOSETests",
             dependencies: ["JOSE"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RuntimeTests",
+            dependencies: ["Runtime", "JOSE"],
             swiftSettings: strict
         ),
         .testTarget(

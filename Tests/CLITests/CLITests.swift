@@ -71,8 +71,15 @@ import Testing
         #expect(try verify(nil, stdin: Array(token.utf8)).status == 0)
     }
 
+    /// One hostile input, named so test output shows the name and not a megabyte of bytes.
+    struct BadInput: CustomTestStringConvertible, Sendable {
+        let name: String
+        let bytes: [UInt8]
+        var testDescription: String { name }
+    }
+
     /// Bad input never crashes or hangs: each is exit 1 with one line naming the reason.
-    @Test(arguments: [
+    @Test(arguments: ([
         ("empty", [UInt8]()),
         ("huge", [UInt8](repeating: UInt8(ascii: "a"), count: 1_048_576)),
         ("deeply nested header", Array((Base64URL.encode(Array(("{\"alg\":\"HS256\",\"x\":" + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "}").utf8)) + ".e30.c2ln").utf8)),
@@ -81,8 +88,9 @@ import Testing
         ("four dots", Array("a.b.c.d.e".utf8)),
         ("alg none", Array((Base64URL.encode(Array("{\"alg\":\"none\"}".utf8)) + "." + Base64URL.encode(Array("{}".utf8)) + ".").utf8)),
         ("JSON garbage header", Array((Base64URL.encode(Array("{\"alg\":".utf8)) + ".e30.c2ln").utf8)),
-    ] as [(String, [UInt8])])
-    func badInputIsRejectedWithOneLine(name: String, input: [UInt8]) throws {
+    ] as [(String, [UInt8])]).map { BadInput(name: $0.0, bytes: $0.1) })
+    func badInputIsRejectedWithOneLine(_ bad: BadInput) throws {
+        let name = bad.name, input = bad.bytes
         let started = Date()
         let result = try verify("-", stdin: input)
         #expect(result.status == 1, "\(name): status \(result.status), stderr \(result.stderr)")

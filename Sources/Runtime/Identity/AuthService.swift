@@ -1,0 +1,223 @@
+import Foundation
+public import JOSE
+import Synchronization
+
+/// Identity: sign-up, password login that creates the runtime session in the same step,
+/// refresh-token rotation with reuse detection, logout. Answers in Supabase Auth's vocabulary.
+public final class AuthService: Sendable {
+    public struct Settings: Sendable {
+        public var issuer: String
+        public var audience = "authenticated"
+        public var accessTokenTTL: Double = 3600
+        public var sessionTTL: Double = 7 * 86400
+        public var passwordCost = PasswordHash.Cost.standard
+        public var minimumPasswordLength = 8
+        public var validator = IntentValidator()
+        public var defaultContract = "default"
+        /// Login attempts allowed per window, per IP and per email.
+        public var loginLimitPerIP = 30
+        public var loginLimitPerEmail = 10
+        public var loginWindow: Double = 300
+        public init(issuer: String) { self.issuer = issuer }
+    }
+
+    /// A refusal with the HTTP status and the Supabase error code.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let status: Int
+        public let code: String
+        public let message: String
+        public init(_ status: Int, _ code: String, _ message: String) { self.status = status; self.code = code; self.message = message }
+        public var description: String { "\(status) \(code): \(message)" }
+    }
+
+    /// What a successful login or refresh hands back.
+    public struct Grant: Sendable {
+        public let accessToken: String
+        public let refreshToken: String
+        public let expiresIn: Int
+        public let expiresAt: Int
+        public let user: User
+        public let session: Session
+    }
+
+    public let store: any StateStore
+    public let keys: KeyStore
+    public let settings: Settings
+    public let events: SessionEvents
+    private let attempts = Mutex<[String: (count: Int, windowStart: Double)]>([:])
+
+    public init(store: any StateStore, keys: KeyStore, settings: Settings, events: SessionEvents) {
+        self.store = store
+        self.keys = keys
+        self.settings = settings
+        self.events = events
+    }
+
+    // MARK: Sign-up and login
+
+    public func signUp(email rawEmail: String, password: String, userMetadata: String = "{}", ip: String) async throws(Failure) -> Grant {
+        let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
+        guard Self.looksLikeEmail(email) else { throw Failure(400, "validation_failed", "Unable to validate email address: invalid format") }
+        guard password.count >= settings.minimumPasswordLength else {
+            throw Failure(422, "weak_password", "Password should be at least \(settings.minimumPasswordLength) characters.")
+        }
+        try checkRate(ip: ip, email: email)
+        let now = Timestamp.now()
+        let hash: String
+        do { hash = try await Self.offload { try PasswordHash.hash(password, cost: self.settings.passwordCost) } } catch {
+            throw Failure(500, "unexpected_failure", "password hashing failed")
+        }
+        let user = User(id: IDs.uuid(), email: email, appMetadata: #"{"provider":"email","providers":["email"]}"#, userMetadata: userMetadata,
+                        createdAt: now, updatedAt: now)
+        let inserted: Bool
+        do { inserted = try await store.insertUser(user, passwordHash: hash) } catch { throw Failure(500, "unexpected_failure", "storage: \(error)") }
+        guard inserted else { throw Failure(422, "user_already_exists", "User already registered") }
+        return try await startSession(for: user, now: now)
+    }
+
+    public func signIn(email rawEmail: String, password: String, ip: String) async throws(Failure) -> Grant {
+        let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
+        try checkRate(ip: ip, email: email)
+        let found: (user: User, passwordHash: String)?
+        do { found = try await store.user(email: email) } catch { throw Failure(500, "unexpected_failure", "storage: \(error)") }
+        // Hash even for an unknown email so both answers take the same time.
+        let stored = found?.passwordHash ?? Self.decoyHash
+        let ok = await Self.offload { PasswordHash.verify(password, against: stored) }
+        guard let user = found?.user, ok, !user.disabled else {
+            throw Failure(400, "invalid_credentials", "Invalid login credentials")
+        }
+        return try await startSession(for: user, now: Timestamp.now())
+    }
+
+    /// One transaction creates the runtime session and its first refresh token; the access
+    /// token's `session_id` is that session.
+    private func startSession(for user: User, now: Double) async throws(Failure) -> Grant {
+        let intent = SessionIntent(id: IDs.uuid(), tenantID: user.tenantID, userID: user.id, contract: settings.defaultContract, ttl: settings.sessionTTL)
+        do { try settings.validator.validate(intent, userID: user.id, tenantID: user.tenantID) } catch {
+            throw Failure(500, "unexpected_failure", error.message)
+        }
+        let session = Session(id: intent.id, tenantID: intent.tenantID, userID: intent.userID, contract: intent.contract,
+                              createdAt: now, lastSeenAt: now, expiresAt: now + intent.ttl)
+        let refresh = Self.newRefreshToken()
+        do {
+            try await store.createSession(session, refreshHash: SHA256.hex(refresh), limit: settings.validator.sessionLimit, at: now)
+        } catch let error as RuntimeError where error.code == .sessionLimit {
+            throw Failure(429, "over_session_limit", error.message)
+        } catch {
+            throw Failure(500, "unexpected_failure", "storage: \(error)")
+        }
+        return try grant(user: user, session: session, refresh: refresh, now: now)
+    }
+
+    // MARK: Refresh and logout
+
+    public func refresh(_ token: String) async throws(Failure) -> Grant {
+        guard token.count >= 16, token.count <= 256 else { throw Failure(400, "validation_failed", "refresh token is malformed") }
+        let now = Timestamp.now()
+        let next = Self.newRefreshToken()
+        let outcome: RefreshRotation
+        do { outcome = try await store.rotateRefresh(hash: SHA256.hex(token), newHash: SHA256.hex(next), at: now) } catch {
+            throw Failure(500, "unexpected_failure", "storage: \(error)")
+        }
+        switch outcome {
+        case .unknown: throw Failure(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
+        case .sessionEnded: throw Failure(400, "session_expired", "Session has ended")
+        case .reused(let session):
+            events.publish(.revoked(sessionID: session.id, reason: "refresh_token_reuse"))
+            throw Failure(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
+        case .rotated(let session):
+            let user: User?
+            do { user = try await store.user(id: session.userID) } catch { throw Failure(500, "unexpected_failure", "storage: \(error)") }
+            guard let user, !user.disabled else { throw Failure(400, "user_not_found", "User from refresh token not found") }
+            return try grant(user: user, session: session, refresh: next, now: now)
+        }
+    }
+
+    /// Ends sessions: `global` all of the user's, `local` the token's, `others` all but it.
+    public func logout(userID: String, sessionID: String?, scope: String) async throws(Failure) {
+        let now = Timestamp.now()
+        let ids: [String]
+        do {
+            switch (scope, sessionID) {
+            case ("local", let id?): ids = [id]
+            case ("others", let id?): ids = try await store.liveSessionIDs(userID: userID, at: now).filter { $0 != id }
+            case ("global", _), ("local", nil), ("others", nil): ids = try await store.liveSessionIDs(userID: userID, at: now)
+            default: throw Failure(400, "validation_failed", "scope must be global, local or others")
+            }
+            let revoked = try await store.revoke(sessionIDs: ids, reason: "logout", at: now)
+            for id in revoked { events.publish(.revoked(sessionID: id, reason: "logout")) }
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw Failure(500, "unexpected_failure", "storage: \(error)")
+        }
+    }
+
+    // MARK: Tokens
+
+    private func grant(user: User, session: Session, refresh: String, now: Double) throws(Failure) -> Grant {
+        let issued = Int64(now)
+        let exp = issued + Int64(settings.accessTokenTTL)
+        let app = (try? JSONValue.parse(user.appMetadata)) ?? .object([])
+        let userMeta = (try? JSONValue.parse(user.userMetadata)) ?? .object([])
+        let claims = JSONValue.object([
+            ("iss", .string(settings.issuer)), ("sub", .string(user.id)), ("aud", .string(settings.audience)),
+            ("exp", .int(exp)), ("iat", .int(issued)), ("email", .string(user.email)), ("phone", .string("")),
+            ("app_metadata", app), ("user_metadata", userMeta), ("role", .string(user.role)), ("aal", .string("aal1")),
+            ("amr", .array([.object([("method", .string("password")), ("timestamp", .int(issued))])])),
+            ("session_id", .string(session.id)), ("is_anonymous", .bool(false)),
+        ])
+        let token: String
+        do {
+            let signer = try keys.ring.signingKey()
+            // Supabase clients accept ES256, RS256 and HS256 access tokens.
+            let algorithm: Algorithm = signer.key.algorithms.contains(.ES256) ? .ES256 : signer.key.algorithms.contains(.RS256) ? .RS256 : signer.algorithm
+            token = try TokenSigner.sign(claims: claims, key: signer.key, algorithm: algorithm)
+        } catch {
+            throw Failure(500, "unexpected_failure", "cannot sign: \(error.message)")
+        }
+        return Grant(accessToken: token, refreshToken: refresh, expiresIn: Int(settings.accessTokenTTL), expiresAt: Int(exp), user: user, session: session)
+    }
+
+    static func newRefreshToken() -> String { Base64URL.encode(secureRandomBytes(32)) }
+
+    /// A hash of nothing anyone knows, so unknown emails cost one scrypt like known ones.
+    private static let decoyHash = (try? PasswordHash.hash(Base64URL.encode(secureRandomBytes(16)))) ?? ""
+
+    private func checkRate(ip: String, email: String) throws(Failure) {
+        let now = Timestamp.now()
+        let window = settings.loginWindow
+        let over = attempts.withLock { table -> Bool in
+            var over = false
+            for (key, limit) in [("ip:" + ip, settings.loginLimitPerIP), ("email:" + email, settings.loginLimitPerEmail)] {
+                var entry = table[key] ?? (0, now)
+                if now - entry.windowStart > window { entry = (0, now) }
+                entry.count += 1
+                table[key] = entry
+                if entry.count > limit { over = true }
+            }
+            if table.count > 100_000 { table = table.filter { now - $0.value.windowStart <= window } }
+            return over
+        }
+        if over { throw Failure(429, "over_request_rate_limit", "Request rate limit reached") }
+    }
+
+    static func looksLikeEmail(_ s: String) -> Bool {
+        let parts = s.split(separator: "@", omittingEmptySubsequences: false)
+        return parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") && !parts[1].hasPrefix(".") && !parts[1].hasSuffix(".")
+            && s.count <= 254 && !s.contains(" ")
+    }
+
+    /// Runs CPU-heavy work (scrypt) off the caller's executor.
+    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    static func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: work()) }
+        }
+    }
+}

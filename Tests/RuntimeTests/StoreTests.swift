@@ -1,0 +1,119 @@
+import Foundation
+import JOSE
+import NIOPosix
+import Runtime
+import Testing
+
+/// One suite for the state surface; it runs against every store (SQLite in a temp file here).
+@Suite struct StoreTests {
+    /// Runs `body` with a fresh store in a temp file, and closes it (SQLiteNIO requires it).
+    static func withStore(_ body: (SQLiteStore) async throws -> Void) async throws {
+        let path = NSTemporaryDirectory() + "gateway-store-\(UUID().uuidString)/state.db"
+        let store = try await SQLiteStore.open(path: path, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
+        do { try await body(store) } catch { try await store.close(); throw error }
+        try await store.close()
+    }
+
+    static func user(_ email: String = "u\(UUID().uuidString.prefix(8))@example.com") -> User {
+        let now = Date().timeIntervalSince1970
+        return User(id: UUID().uuidString.lowercased(), email: email, createdAt: now, updatedAt: now)
+    }
+
+    static func session(for user: User, id: String = UUID().uuidString.lowercased(), ttl: Double = 3600) -> Session {
+        let now = Date().timeIntervalSince1970
+        return Session(id: id, tenantID: user.tenantID, userID: user.id, contract: "default", createdAt: now, lastSeenAt: now, expiresAt: now + ttl)
+    }
+
+    @Test func usersAreUniqueByEmailCaseInsensitively() async throws { try await Self.withStore { store async throws in
+        let user = Self.user("Ada@Example.com")
+        #expect(try await store.insertUser(user, passwordHash: "h"))
+        #expect(try await !store.insertUser(Self.user("ada@example.com"), passwordHash: "h"))
+        #expect(try await store.user(email: "ADA@example.com")?.user.id == user.id)
+        #expect(try await store.user(id: user.id)?.email == "Ada@Example.com")
+        #expect(try await store.setDisabled(email: "ada@example.com", true, at: Date().timeIntervalSince1970))
+        #expect(try await store.user(id: user.id)?.disabled == true)
+        #expect(try await !store.setDisabled(email: "nobody@example.com", true, at: 0))
+    } }
+
+    @Test func sessionsDuplicatesAndLimits() async throws { try await Self.withStore { store async throws in
+        let user = Self.user()
+        _ = try await store.insertUser(user, passwordHash: "h")
+        let now = Date().timeIntervalSince1970
+        let first = Self.session(for: user)
+        try await store.createSession(first, refreshHash: nil, limit: 2, at: now)
+        await #expect(throws: RuntimeError.self) { try await store.createSession(first, refreshHash: nil, limit: 2, at: now) }
+        try await store.createSession(Self.session(for: user), refreshHash: nil, limit: 2, at: now)
+        await #expect { try await store.createSession(Self.session(for: user), refreshHash: nil, limit: 2, at: now) } throws: {
+            ($0 as? RuntimeError)?.code == .sessionLimit
+        }
+        #expect(try await store.session(id: first.id) == first)
+        #expect(try await store.revoke(sessionIDs: [first.id], reason: "logout", at: now) == [first.id])
+        #expect(try await store.revoke(sessionIDs: [first.id], reason: "logout", at: now) == [], "revoking twice reports nothing")
+        #expect(try await store.session(id: first.id)?.revokedReason == "logout")
+        // A revoked id can never be reused.
+        await #expect(throws: RuntimeError.self) { try await store.createSession(first, refreshHash: nil, limit: 5, at: now) }
+        #expect(try await store.liveSessionIDs(userID: user.id, at: now).count == 1)
+        #expect(try await store.sessions(tenantID: "default", userID: user.id).count == 2)
+    } }
+
+    @Test func refreshRotationDetectsReuse() async throws { try await Self.withStore { store async throws in
+        let user = Self.user()
+        _ = try await store.insertUser(user, passwordHash: "h")
+        let now = Date().timeIntervalSince1970
+        let session = Self.session(for: user)
+        try await store.createSession(session, refreshHash: "r1", limit: 10, at: now)
+        guard case .rotated(let s) = try await store.rotateRefresh(hash: "r1", newHash: "r2", at: now + 1) else { Issue.record("rotation failed"); return }
+        #expect(s.id == session.id)
+        guard case .rotated = try await store.rotateRefresh(hash: "r2", newHash: "r3", at: now + 2) else { Issue.record("second rotation failed"); return }
+        // r1 again: reuse revokes the whole session, and r3 dies with it.
+        guard case .reused(let revoked) = try await store.rotateRefresh(hash: "r1", newHash: "r4", at: now + 3) else { Issue.record("reuse not detected"); return }
+        #expect(revoked.revokedReason == "refresh_token_reuse")
+        #expect(try await store.rotateRefresh(hash: "r3", newHash: "r5", at: now + 4) == .unknown)
+        #expect(try await store.rotateRefresh(hash: "nope", newHash: "r6", at: now) == .unknown)
+        #expect(try await store.session(id: session.id)?.isLive(at: now + 5) == false)
+    } }
+
+    @Test func survivesReopen() async throws {
+        let path = NSTemporaryDirectory() + "gateway-store-\(UUID().uuidString)/state.db"
+        let first = try await SQLiteStore.open(path: path, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
+        let user = Self.user()
+        _ = try await first.insertUser(user, passwordHash: "h")
+        try await first.createSession(Self.session(for: user), refreshHash: "x", limit: 10, at: Date().timeIntervalSince1970)
+        try await first.close()
+        let second = try await SQLiteStore.open(path: path, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
+        #expect(try await second.user(id: user.id) != nil)
+        #expect(try await second.sessions(tenantID: "default", userID: user.id).count == 1)
+        try await second.close()
+    }
+
+    @Test func intentValidation() throws {
+        let validator = IntentValidator(contracts: ["default", "agent"], sessionLimit: 3)
+        let id = UUID().uuidString.lowercased()
+        let good = SessionIntent(id: id, tenantID: "t", userID: "u", contract: "agent", ttl: 60)
+        #expect(throws: Never.self) { try validator.validate(good, userID: "u", tenantID: "t") }
+        func code(_ intent: SessionIntent) -> RuntimeError.Code? {
+            do { try validator.validate(intent, userID: "u", tenantID: "t"); return nil } catch { return error.code }
+        }
+        var other = good; other.userID = "someone-else"
+        #expect(code(other) == .invalidIntent)
+        other = good; other.tenantID = "t2"
+        #expect(code(other) == .invalidIntent)
+        other = good; other.id = "not-a-uuid"
+        #expect(code(other) == .invalidIntent)
+        other = good; other.id = id.uppercased()
+        #expect(code(other) == .invalidIntent)
+        other = good; other.contract = "mystery"
+        #expect(code(other) == .invalidIntent)
+        other = good; other.ttl = 0
+        #expect(code(other) == .invalidIntent)
+    }
+
+    @Test func passwordHashes() throws {
+        let hash = try PasswordHash.hash("correct horse", cost: .fast)
+        #expect(hash.hasPrefix("$scrypt$ln=10,r=8,p=1$"))
+        #expect(PasswordHash.verify("correct horse", against: hash))
+        #expect(!PasswordHash.verify("correct hors", against: hash))
+        #expect(!PasswordHash.verify("correct horse", against: "$scrypt$ln=99,r=8,p=1$AA$AA"))
+        #expect(try PasswordHash.hash("x", cost: .fast) != PasswordHash.hash("x", cost: .fast), "salted")
+    }
+}
