@@ -38,17 +38,16 @@ struct ServeCommand: ParsableCommand {
         } catch {
             throw CLIExit.usage("\(error)")
         }
-        let server: GatewayServer
-        do { server = try GatewayServer(config: settings, threads: threads, logger: logger) } catch {
-            throw CLIExit.usage("cannot start: \(error)")
-        }
         let configPath = config
         let drainTimeout = settings.server.drainTimeout
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let routeCount = settings.routes.count
+        let frozen = settings
         Task { @Sendable in
             do {
+                let server = try await GatewayServer.make(config: frozen, threads: threads, logger: logger)
+                outcome.server = server
                 let (host, port) = try await server.start()
                 logger.info("listening", metadata: ["address": "\(host):\(port)", "routes": "\(routeCount)", "threads": "\(server.threadCount)"])
                 // A line scripts and tests can wait for.
@@ -59,7 +58,8 @@ struct ServeCommand: ParsableCommand {
             started.signal()
         }
         started.wait()
-        if let startError = outcome.error { throw CLIExit.usage("cannot listen on \(settings.server.host):\(settings.server.port): \(startError)") }
+        if let startError = outcome.error { throw CLIExit.usage("cannot start on \(settings.server.host):\(settings.server.port): \(startError)") }
+        guard let server = outcome.server else { throw CLIExit.usage("cannot start") }
 
         let signals = SignalHandlers()
         signals.on(SIGHUP) {
@@ -102,4 +102,5 @@ final class SignalHandlers: @unchecked Sendable {  // sources are only added at 
 /// read after it is waited on.
 final class StartOutcome: @unchecked Sendable {
     var error: (any Error)?
+    var server: GatewayServer?
 }

@@ -10,6 +10,7 @@ public struct GatewayConfig: Sendable {
     public var server = ServerConfig()
     public var auth = AuthConfig()
     public var identity = IdentityConfig()
+    public var runtime = RuntimeConfig()
     /// Routes in file order; the first match wins.
     public var routes: [RouteConfig] = []
     /// Where the file was read from ("" when built in code).
@@ -38,7 +39,7 @@ public struct GatewayConfig: Sendable {
         var reader = ConfigReader(text: text)
         var config = GatewayConfig()
         config.file = file
-        reader.checkKeys(root, at: "", known: ["server", "auth", "identity", "route"])
+        reader.checkKeys(root, at: "", known: ["server", "auth", "identity", "runtime", "route"])
         if let server = reader.table(root, "server", at: "") {
             config.server = ServerConfig.read(server, &reader)
         }
@@ -46,6 +47,11 @@ public struct GatewayConfig: Sendable {
             config.auth = AuthConfig.read(auth, &reader, baseDirectory: baseDirectory)
         } else {
             config.auth.keys = resolve(config.auth.keys, against: baseDirectory)
+        }
+        if let runtime = reader.table(root, "runtime", at: "") {
+            config.runtime = RuntimeConfig.read(runtime, &reader, baseDirectory: baseDirectory)
+        } else {
+            config.runtime.store = "sqlite:" + resolve("data/gateway.db", against: baseDirectory)
         }
         if let identity = reader.table(root, "identity", at: "") {
             config.identity = IdentityConfig.read(identity, &reader)

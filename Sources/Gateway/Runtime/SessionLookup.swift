@@ -11,12 +11,10 @@ public enum SessionStatus: Sendable, Equatable {
     case notFound
 }
 
-/// The gateway's view of the runtime: look a session up. In-process by default; the runtime
-/// module supplies stores with real storage.
+/// The gateway's view of the runtime: look the token's session up. Backed by the runtime's
+/// store (`RuntimeSessions`), or held in memory for tests of the lookup itself.
 public protocol SessionLookup: Sendable {
-    func status(of sessionID: String) async throws -> SessionStatus
-    /// A synchronous answer when it is at hand (an in-memory store), nil when it must be fetched.
-    func cachedStatus(of sessionID: String) -> SessionStatus?
+    func status(of sessionID: String, for identity: Identity) async throws -> SessionStatus
 }
 
 /// Sessions held in memory: the embedded default until a store is configured, and the
@@ -28,9 +26,7 @@ public final class InMemorySessions: SessionLookup {
 
     public func put(_ id: String, _ status: SessionStatus) { sessions.withLock { $0[id] = status } }
 
-    public func status(of sessionID: String) async throws -> SessionStatus { cachedStatus(of: sessionID) ?? .notFound }
-
-    public func cachedStatus(of sessionID: String) -> SessionStatus? {
+    public func status(of sessionID: String, for identity: Identity) async throws -> SessionStatus {
         sessions.withLock { $0[sessionID] } ?? .notFound
     }
 }

@@ -4,6 +4,7 @@ public import Logging
 public import NIOCore
 import NIOHTTP1
 public import NIOPosix
+public import Runtime
 import Synchronization
 
 /// The HTTP server: listens where `[server] listen` says, routes, authenticates and proxies.
@@ -13,6 +14,9 @@ public final class GatewayServer: Sendable {
     public let group: MultiThreadedEventLoopGroup
     let metrics: GatewayMetrics
     let sessions: any SessionLookup
+    let localAPI: LocalAPI?
+    public let store: (any StateStore)?
+    public let events = SessionEvents()
     let connections = ConnectionRegistry()
     private let current: Mutex<GatewayState>
     private let keys: KeyStore
@@ -24,13 +28,48 @@ public final class GatewayServer: Sendable {
 
     public var threadCount: Int { group.makeIterator().map { $0 }.count }
 
-    public init(config: GatewayConfig, threads: Int? = nil, sessions: any SessionLookup = InMemorySessions(), logger: Logger) throws {
+    /// Opens the runtime store named by `[runtime] store` and builds the server around it.
+    public static func make(config: GatewayConfig, threads: Int? = nil, logger: Logger) async throws -> GatewayServer {
         let count = threads ?? (config.server.threads > 0 ? config.server.threads : System.coreCount)
-        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, count))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, count))
+        let store: any StateStore
+        if config.runtime.store.hasPrefix("sqlite:") {
+            store = try await SQLiteStore.open(path: String(config.runtime.store.dropFirst(7)), eventLoop: group.any())
+        } else {
+            throw RuntimeError(.storage, "the PostgreSQL store is not available in this build; use store = \"sqlite:PATH\"")
+        }
+        return try GatewayServer(config: config, group: group, store: store, logger: logger)
+    }
+
+    /// A server whose session checks go to `sessions` and which serves no identity endpoints
+    /// (for tests of the proxy alone).
+    public convenience init(config: GatewayConfig, threads: Int? = nil, sessions: any SessionLookup, logger: Logger) throws {
+        let count = threads ?? (config.server.threads > 0 ? config.server.threads : System.coreCount)
+        try self.init(config: config, group: MultiThreadedEventLoopGroup(numberOfThreads: max(1, count)), store: nil, sessions: sessions, logger: logger)
+    }
+
+    init(config: GatewayConfig, group: MultiThreadedEventLoopGroup, store: (any StateStore)?, sessions: (any SessionLookup)? = nil, logger: Logger) throws {
+        self.group = group
         keys = try KeyStore(directory: config.auth.keys)
         current = Mutex(GatewayState(config: config, keys: keys))
         metrics = GatewayMetrics()
-        self.sessions = sessions
+        self.store = store
+        var settings = AuthService.Settings(issuer: config.auth.issuers.first ?? "http://\(config.server.host):\(config.server.port)\(config.runtime.authPath)")
+        settings.audience = config.auth.audiences.first ?? "authenticated"
+        settings.accessTokenTTL = config.runtime.accessTokenTTL
+        settings.sessionTTL = config.runtime.sessionTTL
+        settings.passwordCost = PasswordHash.Cost(logN: config.runtime.passwordCost, r: 8, p: 1)
+        settings.validator = IntentValidator(contracts: Set(config.runtime.contracts), sessionLimit: config.runtime.sessionLimit, maximumTTL: max(config.runtime.sessionTTL, 30 * 86400))
+        settings.defaultContract = config.runtime.contracts[0]
+        if let store {
+            let auth = AuthService(store: store, keys: keys, settings: settings, events: events)
+            localAPI = LocalAPI(auth: auth, store: store, runtime: config.runtime)
+            self.sessions = sessions ?? RuntimeSessions(store: store, createUnknown: config.runtime.unknownSessions == "create",
+                                                        validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL)
+        } else {
+            localAPI = nil
+            self.sessions = sessions ?? InMemorySessions()
+        }
         self.logger = logger
         if let sink = LogSink.open(config.server.accessLog) {
             accessLog = Logger(label: "access") { JSONLineLogHandler(label: $0, sink: sink) }

@@ -19,6 +19,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private let pool: UpstreamPool
     private var context: ChannelHandlerContext!
     private var exchange: Exchange?
+    /// A request answered by the gateway itself (identity endpoints, session API).
+    private var local: LocalExchange?
     /// Answered here; the rest of the request body is read and dropped.
     private var discarding = false
     private var closeAfterDiscard = false
@@ -33,6 +35,25 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.server = server
         self.pool = pool
     }
+
+    /// A request for the local API: its body is gathered, then handed over whole.
+    final class LocalExchange {
+        let head: HTTPRequestHead
+        let path: String
+        let query: Substring?
+        let requestID: String
+        let started = DispatchTime.now().uptimeNanoseconds
+        var body: [UInt8] = []
+        var dispatched = false
+        init(head: HTTPRequestHead, path: String, query: Substring?, requestID: String) {
+            self.head = head
+            self.path = path
+            self.query = query
+            self.requestID = requestID
+        }
+    }
+
+    static let localBodyLimit = 1 << 20
 
     /// One request on its way through.
     final class Exchange {
@@ -90,6 +111,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        local = nil
         server.metrics.connectionClosed()
         server.connections.closed(context.channel)
         if let exchange {
@@ -100,6 +122,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
+        if local?.dispatched == true {
+            pendingRead = true
+            return
+        }
         if let exchange, exchange.channel == nil || exchange.channel?.isWritable == false {
             pendingRead = true
             return
@@ -119,7 +145,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
             // Idle between requests: close now. Busy: the response goes out with Connection: close.
-            if exchange == nil, !discarding { context.close(promise: nil) }
+            if exchange == nil, local == nil, !discarding { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -154,6 +180,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if discarding {
                 return
             }
+            if let local {
+                if local.body.count + buffer.readableBytes > Self.localBodyLimit {
+                    self.local = nil
+                    return reject(.tooLarge("request body exceeds \(Self.localBodyLimit) bytes"), head: local.head, requestID: local.requestID, route: "local")
+                }
+                local.body += buffer.readableBytesView
+                return
+            }
             guard let exchange else { return }
             exchange.bytesIn += buffer.readableBytes
             let limit = server.state.config.server.maxBodyBytes
@@ -169,6 +203,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if discarding {
                 discarding = false
                 if closeAfterDiscard { context.close(promise: nil) }
+                return
+            }
+            if let local {
+                dispatch(local)
                 return
             }
             guard let exchange else { return }
@@ -193,6 +231,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if head.method == .GET || head.method == .HEAD, let answer = server.builtIn(path: path, state: state) {
             return respondBuiltIn(answer, head: head, requestID: requestID, keepAlive: keepAlive)
         }
+        if let api = server.localAPI, api.owns(path) {
+            local = LocalExchange(head: head, path: path, query: query, requestID: requestID)
+            return
+        }
         var headerBytes = uri.utf8.count
         for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
         if headerBytes > state.config.server.maxHeaderBytes {
@@ -216,14 +258,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             identity = who
             if who != nil { server.metrics.verification("valid") }
         }
-        if route.session == .required, let who = identity {
-            guard let sessionID = who.sessionID else {
-                return reject(.auth(AuthFailure(.missingClaim, "token has no \"session_id\"; this route needs a runtime session")), head: head, requestID: requestID, route: route.name)
-            }
-            let status = server.sessions.cachedStatus(of: sessionID) ?? .notFound
-            if let (reason, message) = status.check(who, now: Timestamp.now()) {
-                return reject(.auth(AuthFailure(reason, message)), head: head, requestID: requestID, route: route.name)
-            }
+        if route.session == .required, let who = identity, who.sessionID == nil {
+            return reject(.auth(AuthFailure(.missingClaim, "token has no \"session_id\"; this route needs a runtime session")), head: head, requestID: requestID, route: route.name)
         }
 
         let upstreams = state.upstreams(for: route)
@@ -232,8 +268,33 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let exchange = Exchange(requestID: requestID, route: route, head: head, upstreamHead: upstreamHead, upstreams: upstreams)
         exchange.identity = identity
         self.exchange = exchange
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        if route.session == .required, let who = identity, let sessionID = who.sessionID {
+            // The runtime answers asynchronously; body parts wait in the exchange meanwhile and
+            // further reads are held (the exchange has no upstream channel yet).
+            let lookup = server.sessions
+            context.eventLoop.makeFutureWithTask { try await lookup.status(of: sessionID, for: who) }.assumeIsolated().whenComplete { result in
+                guard self.exchange === exchange else { return }
+                switch result {
+                case .failure(let error):
+                    self.fail(exchange, .unavailable("the runtime could not be reached: \(error)"))
+                case .success(let status):
+                    if let (reason, message) = status.check(who, now: Timestamp.now()) {
+                        self.server.metrics.verification(reason.rawValue)
+                        self.fail(exchange, .auth(AuthFailure(reason, message)))
+                    } else {
+                        self.proceed(exchange)
+                    }
+                }
+            }
+            return
+        }
+        proceed(exchange)
+    }
+
+    /// Admitted: answer `Expect: 100-continue` and go to the upstream.
+    private func proceed(_ exchange: Exchange) {
+        if exchange.head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.head.version, status: .continue))), promise: nil)
         }
         connect(exchange)
     }
@@ -454,6 +515,39 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     // MARK: Local answers
+
+    /// Hands a complete local request to the API and writes its answer when it comes.
+    private func dispatch(_ local: LocalExchange) {
+        guard let api = server.localAPI else { return }
+        local.dispatched = true
+        let request = LocalRequest(method: local.head.method, path: local.path, query: LocalRequest.parseQuery(local.query),
+                                   headers: local.head.headers, body: local.body, remoteIP: remoteIP)
+        let state = server.state
+        context.eventLoop.makeFutureWithTask { await api.handle(request, state: state) }.assumeIsolated().whenComplete { result in
+            guard self.local === local else { return }
+            self.local = nil
+            let response = (try? result.get()) ?? LocalResponse.json(.internalServerError, .object([("error", .string("internal"))]))
+            var headers = response.headers
+            headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
+            headers.replaceOrAdd(name: "x-request-id", value: local.requestID)
+            headers.replaceOrAdd(name: "cache-control", value: headers.first(name: "cache-control") ?? "no-store")
+            let keepAlive = local.head.isKeepAlive && !self.server.isDraining
+            if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+            self.context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: local.head.version, status: response.status, headers: headers))), promise: nil)
+            if !response.body.isEmpty, local.head.method != .HEAD {
+                var buffer = self.context.channel.allocator.buffer(capacity: response.body.count)
+                buffer.writeBytes(response.body)
+                self.context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+            let promise = self.context.eventLoop.makePromise(of: Void.self)
+            self.context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: promise)
+            if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+            self.server.requestFinished(route: "local", status: Int(response.status.code), method: local.head.method.rawValue, uri: local.head.uri,
+                                        requestID: local.requestID, started: local.started, upstream: nil, identity: nil,
+                                        bytesIn: local.body.count, bytesOut: response.body.count, note: nil)
+            self.resumeClientReads()
+        }
+    }
 
     private func reject(_ response: ErrorResponse, head: HTTPRequestHead, requestID: String, route: String) {
         let hasBody = (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0 || head.headers.contains(name: "transfer-encoding")

@@ -1,0 +1,130 @@
+import Foundation
+import JOSE
+import NIOHTTP1
+import Runtime
+
+/// A request the gateway answers itself (identity endpoints, runtime session API), with its
+/// body read in full (bounded).
+struct LocalRequest: Sendable {
+    let method: HTTPMethod
+    let path: String
+    let query: [String: String]
+    let headers: HTTPHeaders
+    let body: [UInt8]
+    let remoteIP: String
+
+    var json: JSONNode? { body.isEmpty ? nil : try? JSONDocument.parse(body).value }
+
+    static func parseQuery(_ query: Substring?) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in (query ?? "").split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
+            out[key] = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[1])) : ""
+        }
+        return out
+    }
+}
+
+struct LocalResponse: Error, Sendable {  // an Error so refusals can travel in a Result
+    var status: HTTPResponseStatus
+    var headers = HTTPHeaders()
+    var body: [UInt8] = []
+
+    static func json(_ status: HTTPResponseStatus, _ value: JSONValue, headers: [(String, String)] = []) -> LocalResponse {
+        var response = LocalResponse(status: status, body: Array((value.serialized() + "\n").utf8))
+        response.headers.add(name: "content-type", value: "application/json")
+        for (name, value) in headers { response.headers.add(name: name, value: value) }
+        return response
+    }
+
+    static func empty(_ status: HTTPResponseStatus) -> LocalResponse { LocalResponse(status: status) }
+}
+
+/// The endpoints the gateway serves itself: Supabase-compatible `/auth/v1` and the runtime
+/// session API. Routes in gateway.conf never see these paths.
+final class LocalAPI: Sendable {
+    let auth: AuthService
+    let store: any StateStore
+    let runtime: RuntimeConfig
+    let validator: IntentValidator
+
+    init(auth: AuthService, store: any StateStore, runtime: RuntimeConfig) {
+        self.auth = auth
+        self.store = store
+        self.runtime = runtime
+        self.validator = auth.settings.validator
+    }
+
+    /// Whether this path is answered here.
+    func owns(_ path: String) -> Bool {
+        if !runtime.authPath.isEmpty, path == runtime.authPath || path.hasPrefix(runtime.authPath + "/") { return true }
+        if runtime.sessionAPI, path == "/api/sessions" || path == "/api/session/create" || path.hasPrefix("/api/session/") { return true }
+        return false
+    }
+
+    func handle(_ request: LocalRequest, state: GatewayState) async -> LocalResponse {
+        if !runtime.authPath.isEmpty, request.path.hasPrefix(runtime.authPath) {
+            return await AuthEndpoints(api: self, state: state, request: request).answer()
+        }
+        return await SessionEndpoints(api: self, state: state, request: request).answer()
+    }
+
+    /// Verifies a bearer token with the running verifier.
+    static func bearer(_ request: LocalRequest, state: GatewayState) -> Result<Identity, AuthFailure>? {
+        guard let token = Authenticator.token(in: HTTPRequestHead(version: .http1_1, method: request.method, uri: request.path, headers: request.headers),
+                                             query: nil, sources: [.authorization]) else { return nil }
+        do {
+            let verified = try state.verifier.verify(String(token))
+            return .success(Identity(token: verified, tenantClaim: state.config.identity.tenantClaim))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    // MARK: JSON shapes
+
+    static func iso(_ seconds: Double) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+
+    /// A user as GoTrue shows it (see the contract's section 2).
+    static func userJSON(_ user: User) -> JSONValue {
+        let created = iso(user.createdAt), updated = iso(user.updatedAt)
+        let identity: JSONValue = .object([
+            ("identity_id", .string(user.id)), ("id", .string(user.id)), ("user_id", .string(user.id)),
+            ("identity_data", .object([("sub", .string(user.id)), ("email", .string(user.email)), ("email_verified", .bool(true))])),
+            ("provider", .string("email")), ("created_at", .string(created)), ("updated_at", .string(updated)),
+            ("last_sign_in_at", user.lastSignInAt.map { .string(iso($0)) } ?? .string(created)),
+        ])
+        return .object([
+            ("id", .string(user.id)), ("aud", .string("authenticated")), ("role", .string(user.role)), ("email", .string(user.email)),
+            ("phone", .string("")), ("email_confirmed_at", .string(created)), ("confirmed_at", .string(created)),
+            ("last_sign_in_at", user.lastSignInAt.map { .string(iso($0)) } ?? .null),
+            ("app_metadata", (try? JSONValue.parse(user.appMetadata)) ?? .object([])),
+            ("user_metadata", (try? JSONValue.parse(user.userMetadata)) ?? .object([])),
+            ("identities", .array([identity])), ("created_at", .string(created)), ("updated_at", .string(updated)),
+            ("is_anonymous", .bool(false)),
+        ])
+    }
+
+    static func sessionJSON(_ session: Session) -> JSONValue {
+        .object([
+            ("id", .string(session.id)), ("tenant_id", .string(session.tenantID)), ("user_id", .string(session.userID)),
+            ("contract", .string(session.contract)), ("created_at", .string(iso(session.createdAt))),
+            ("last_seen_at", .string(iso(session.lastSeenAt))), ("expires_at", .string(iso(session.expiresAt))),
+            ("metadata", (try? JSONValue.parse(session.metadata)) ?? .object([])),
+            ("revoked", .bool(session.revokedAt != nil)),
+        ])
+    }
+
+    static func grantJSON(_ grant: AuthService.Grant) -> JSONValue {
+        .object([
+            ("access_token", .string(grant.accessToken)), ("token_type", .string("bearer")), ("expires_in", .int(Int64(grant.expiresIn))),
+            ("expires_at", .int(Int64(grant.expiresAt))), ("refresh_token", .string(grant.refreshToken)),
+            ("user", userJSON(grant.user)), ("session_id", .string(grant.session.id)),
+        ])
+    }
+}

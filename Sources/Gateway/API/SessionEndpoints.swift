@@ -1,0 +1,91 @@
+import Foundation
+import JOSE
+import NIOHTTP1
+import Runtime
+
+/// The runtime session API: create, read, end and list sessions. Every call needs a valid
+/// token; a user only ever sees or ends their own sessions, `service_role` those of its tenant.
+struct SessionEndpoints {
+    let api: LocalAPI
+    let state: GatewayState
+    let request: LocalRequest
+
+    func error(_ status: HTTPResponseStatus, _ code: String, _ message: String) -> LocalResponse {
+        .json(status, .object([("error", .string(code)), ("reason", .string(message))]))
+    }
+
+    func answer() async -> LocalResponse {
+        let identity: Identity
+        switch LocalAPI.bearer(request, state: state) {
+        case nil:
+            return withChallenge(error(.unauthorized, "invalid_token", "missing_token: send Authorization: Bearer <token>"), nil)
+        case .failure(let failure)?:
+            return withChallenge(error(.unauthorized, "invalid_token", "\(failure.reason.rawValue): \(failure.message)"), failure)
+        case .success(let who)?:
+            identity = who
+        }
+        guard let userID = identity.userID else { return error(.unauthorized, "invalid_token", "missing_claim: token has no sub") }
+        let isService = identity.role == "service_role"
+        let now = Timestamp.now()
+        do {
+            switch (request.method, request.path) {
+            case (.POST, "/api/session/create"):
+                let body = request.json
+                if request.body.count > 0, body == nil { return error(.badRequest, "invalid_intent", "body is not JSON") }
+                let intent = SessionIntent(
+                    id: body?["session_id"]?.string ?? UUID().uuidString.lowercased(),
+                    tenantID: body?["tenant_id"]?.string ?? identity.tenantID,
+                    userID: body?["user_id"]?.string ?? userID,
+                    contract: body?["contract"]?.string ?? api.auth.settings.defaultContract,
+                    metadata: body?["metadata"].map { $0.kind == .object ? $0.serialized() : "!" } ?? "{}",
+                    ttl: body?["ttl"]?.number ?? api.auth.settings.sessionTTL)
+                if intent.metadata == "!" { return error(.badRequest, "invalid_intent", "metadata must be an object") }
+                try api.validator.validate(intent, userID: userID, tenantID: identity.tenantID)
+                let session = Session(id: intent.id, tenantID: intent.tenantID, userID: intent.userID, contract: intent.contract,
+                                      createdAt: now, lastSeenAt: now, expiresAt: now + intent.ttl, metadata: intent.metadata)
+                try await api.store.createSession(session, refreshHash: nil, limit: api.validator.sessionLimit, at: now)
+                return .json(.created, LocalAPI.sessionJSON(session))
+            case (.GET, "/api/sessions"):
+                let sessions = try await api.store.sessions(tenantID: identity.tenantID, userID: isService ? nil : userID)
+                return .json(.ok, .object([("sessions", .array(sessions.filter { $0.isLive(at: now) }.map(LocalAPI.sessionJSON)))]))
+            case (.GET, let path) where path.hasPrefix("/api/session/"):
+                guard let session = try await visible(String(path.dropFirst("/api/session/".count)), userID: userID, tenantID: identity.tenantID, isService: isService, now: now) else {
+                    return error(.notFound, "session_not_found", "no such session")
+                }
+                return .json(.ok, LocalAPI.sessionJSON(session))
+            case (.DELETE, let path) where path.hasPrefix("/api/session/"):
+                guard let session = try await visible(String(path.dropFirst("/api/session/".count)), userID: userID, tenantID: identity.tenantID, isService: isService, now: now) else {
+                    return error(.notFound, "session_not_found", "no such session")
+                }
+                for id in try await api.store.revoke(sessionIDs: [session.id], reason: "deleted", at: now) {
+                    api.auth.events.publish(.revoked(sessionID: id, reason: "deleted"))
+                }
+                return .empty(.noContent)
+            default:
+                return error(.notFound, "not_found", "no such endpoint: \(request.method.rawValue) \(request.path)")
+            }
+        } catch let failure as RuntimeError {
+            switch failure.code {
+            case .duplicateSession: return error(.conflict, failure.code.rawValue, failure.message)
+            case .sessionLimit: return error(.tooManyRequests, failure.code.rawValue, failure.message)
+            case .notFound: return error(.notFound, failure.code.rawValue, failure.message)
+            case .invalidIntent: return error(.badRequest, failure.code.rawValue, failure.message)
+            case .storage: return error(.serviceUnavailable, failure.code.rawValue, failure.message)
+            }
+        } catch {
+            return self.error(.serviceUnavailable, "runtime_unavailable", "\(error)")
+        }
+    }
+
+    /// A live session the caller may see: their own, or any in their tenant for service_role.
+    private func visible(_ id: String, userID: String, tenantID: String, isService: Bool, now: Double) async throws -> Session? {
+        guard let session = try await api.store.session(id: id), session.isLive(at: now), session.tenantID == tenantID else { return nil }
+        return isService || session.userID == userID ? session : nil
+    }
+
+    private func withChallenge(_ response: LocalResponse, _ failure: AuthFailure?) -> LocalResponse {
+        var response = response
+        response.headers.add(name: "www-authenticate", value: failure?.challenge ?? "Bearer realm=\"gateway\"")
+        return response
+    }
+}

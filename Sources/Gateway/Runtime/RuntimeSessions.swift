@@ -1,0 +1,44 @@
+import JOSE
+import Runtime
+
+/// Session lookups against the runtime's store. With `[runtime] unknown_sessions = "create"`,
+/// a valid token (from a trusted external project) whose session is unknown gets one, through
+/// the same intent validation as any other session.
+final class RuntimeSessions: SessionLookup {
+    let store: any StateStore
+    let createUnknown: Bool
+    let validator: IntentValidator
+    let contract: String
+    let sessionTTL: Double
+
+    init(store: any StateStore, createUnknown: Bool, validator: IntentValidator, contract: String, sessionTTL: Double) {
+        self.store = store
+        self.createUnknown = createUnknown
+        self.validator = validator
+        self.contract = contract
+        self.sessionTTL = sessionTTL
+    }
+
+    func status(of sessionID: String, for identity: Identity) async throws -> SessionStatus {
+        let now = Timestamp.now()
+        if let session = try await store.session(id: sessionID) {
+            if session.revokedAt != nil { return .revoked }
+            return .active(userID: session.userID, tenantID: session.tenantID, expiresAt: session.expiresAt)
+        }
+        guard createUnknown, let userID = identity.userID else { return .notFound }
+        let ttl = min(sessionTTL, max(60, (identity.token.claims.expiration ?? now + sessionTTL) - now))
+        let intent = SessionIntent(id: sessionID, tenantID: identity.tenantID, userID: userID, contract: contract, ttl: ttl)
+        do {
+            try validator.validate(intent, userID: userID, tenantID: identity.tenantID)
+            try await store.createSession(Session(id: intent.id, tenantID: intent.tenantID, userID: intent.userID, contract: intent.contract,
+                                                  createdAt: now, lastSeenAt: now, expiresAt: now + ttl),
+                                          refreshHash: nil, limit: validator.sessionLimit, at: now)
+        } catch let error as RuntimeError where error.code == .duplicateSession {
+            // Another request created it first; read it back.
+            return try await status(of: sessionID, for: identity)
+        } catch is RuntimeError {
+            return .notFound
+        }
+        return .active(userID: userID, tenantID: identity.tenantID, expiresAt: now + ttl)
+    }
+}
