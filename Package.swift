@@ -80,6 +80,8 @@ let package = Package(
             dependencies: [
                 "JOSE",
                 "Gateway",
+                "Runtime",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

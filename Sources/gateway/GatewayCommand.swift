@@ -10,7 +10,7 @@ struct GatewayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "A JWT edge gateway: verifies Supabase-style tokens locally and guards routes.",
-        subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, ConfigCommand.self]
+        subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, UsersCommand.self, ConfigCommand.self]
     )
 
     static func main() {

@@ -61,6 +61,8 @@ public final class GatewayServer: Sendable {
         settings.passwordCost = PasswordHash.Cost(logN: config.runtime.passwordCost, r: 8, p: 1)
         settings.validator = IntentValidator(contracts: Set(config.runtime.contracts), sessionLimit: config.runtime.sessionLimit, maximumTTL: max(config.runtime.sessionTTL, 30 * 86400))
         settings.defaultContract = config.runtime.contracts[0]
+        settings.loginLimitPerIP = config.runtime.loginLimitPerIP
+        settings.loginLimitPerEmail = config.runtime.loginLimitPerEmail
         if let store {
             let auth = AuthService(store: store, keys: keys, settings: settings, events: events)
             localAPI = LocalAPI(auth: auth, store: store, runtime: config.runtime)

@@ -1,0 +1,169 @@
+import Foundation
+import JOSE
+import Testing
+
+/// Login creates the runtime session; the session API; durability under SIGKILL. Against the
+/// real process with its embedded SQLite runtime.
+@Suite(.serialized) struct RuntimeServeTests {
+    static let runtimeConfig = """
+    [runtime]
+    password_cost = 10
+    contracts = ["default", "agent"]
+    session_limit = 3
+    login_limit_per_ip = 100000
+    login_limit_per_email = 1000
+
+    """
+
+    static func signUp(_ gw: TestGateway, _ email: String = "u-\(UUID().uuidString.prefix(8).lowercased())@example.com") throws -> (token: String, session: String, user: String, refresh: String) {
+        let response = try Curl.request(gw.url + "/auth/v1/signup", ["-X", "POST", "-H", "Content-Type: application/json",
+                                                                       "--data", #"{"email":"\#(email)","password":"long-enough-1"}"#])
+        #expect(response.status == 200, "signup: \(response.body)")
+        let json = try #require(response.json)
+        return (json["access_token"]?.string ?? "", json["session_id"]?.string ?? "", json["user"]?["id"]?.string ?? "", json["refresh_token"]?.string ?? "")
+    }
+
+    @Test func loginCreatesTheSessionAndLogoutEndsIt() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: Self.runtimeConfig + "[[route]]\npath = \"/api/v1/\"\nupstream = \"\(up.url)\"\nsession = \"required\"\n", keys: GatewayServeTests.keys)
+        let email = "flow-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        _ = try Self.signUp(gw, email)
+        let login = try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "--data", #"{"email":"\#(email)","password":"long-enough-1"}"#])
+        #expect(login.status == 200)
+        let token = try #require(login.json?["access_token"]?.string)
+        let sessionID = try #require(login.json?["session_id"]?.string)
+        let claims = try JSONDocument.parse(Base64URL.decode(token.split(separator: ".")[1])!).value
+        #expect(claims["session_id"]?.string == sessionID, "the token names the session login created")
+        #expect(claims["iss"]?.string == CLITests.issuer && claims["aud"]?.string == "authenticated" && claims["role"]?.string == "authenticated")
+
+        let session = try Curl.request(gw.url + "/api/session/\(sessionID)", Curl.bearer(token))
+        #expect(session.status == 200 && session.json?["id"]?.string == sessionID)
+        #expect(try Curl.request(gw.url + "/api/v1/echo", Curl.bearer(token)).status == 200)
+
+        #expect(try Curl.request(gw.url + "/auth/v1/logout?scope=local", ["-X", "POST"] + Curl.bearer(token)).status == 204)
+        #expect(try Curl.request(gw.url + "/api/session/\(sessionID)", Curl.bearer(token)).status == 404)
+        let proxied = try Curl.request(gw.url + "/api/v1/echo", Curl.bearer(token))
+        #expect(proxied.status == 403 && proxied.json?["reason"]?.string?.hasPrefix("session_revoked") == true)
+        let user = try Curl.request(gw.url + "/auth/v1/user", Curl.bearer(token) + ["-H", "X-Supabase-Api-Version: 2024-01-01"])
+        #expect(user.status == 403 && user.json?["code"]?.string == "session_not_found")
+
+        // Same answer for a wrong password and an unknown email.
+        let wrong = try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "--data", #"{"email":"\#(email)","password":"nope-nope-1"}"#])
+        let unknown = try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "--data", #"{"email":"ghost@example.com","password":"nope-nope-1"}"#])
+        #expect(wrong.status == 400 && unknown.status == 400 && wrong.body == unknown.body)
+    }
+
+    @Test func refreshRotatesAndReuseRevokes() throws {
+        let gw = try TestGateway(config: Self.runtimeConfig, keys: GatewayServeTests.keys)
+        let first = try Self.signUp(gw)
+        let rotated = try Curl.request(gw.url + "/auth/v1/token?grant_type=refresh_token", ["-X", "POST", "--data", #"{"refresh_token":"\#(first.refresh)"}"#])
+        #expect(rotated.status == 200)
+        let next = try #require(rotated.json?["refresh_token"]?.string)
+        #expect(next != first.refresh && rotated.json?["session_id"]?.string == first.session)
+        let reuse = try Curl.request(gw.url + "/auth/v1/token?grant_type=refresh_token", ["-X", "POST", "-H", "X-Supabase-Api-Version: 2024-01-01",
+                                                                                         "--data", #"{"refresh_token":"\#(first.refresh)"}"#])
+        #expect(reuse.status == 400 && reuse.json?["code"]?.string == "refresh_token_already_used")
+        #expect(try Curl.request(gw.url + "/api/session/\(first.session)", Curl.bearer(first.token)).status == 404, "reuse revoked the session")
+        let after = try Curl.request(gw.url + "/auth/v1/token?grant_type=refresh_token", ["-X", "POST", "-H", "X-Supabase-Api-Version: 2024-01-01",
+                                                                                         "--data", #"{"refresh_token":"\#(next)"}"#])
+        #expect(after.status == 400, "the whole family is dead: \(after.body)")
+    }
+
+    @Test func sessionAPIOwnershipAndIntentRules() throws {
+        let gw = try TestGateway(config: Self.runtimeConfig, keys: GatewayServeTests.keys)
+        let alice = try Self.signUp(gw), bob = try Self.signUp(gw)
+        #expect(try Curl.request(gw.url + "/api/session/\(alice.session)", Curl.bearer(bob.token)).status == 404, "bob cannot see alice's session")
+        #expect(try Curl.request(gw.url + "/api/session/\(alice.session)", ["-X", "DELETE"] + Curl.bearer(bob.token)).status == 404)
+        #expect(try Curl.request(gw.url + "/api/session/\(alice.session)").status == 401)
+
+        let id = UUID().uuidString.lowercased()
+        let created = try Curl.request(gw.url + "/api/session/create", ["-X", "POST", "--data", #"{"session_id":"\#(id)","contract":"agent","metadata":{"k":1}}"#] + Curl.bearer(alice.token))
+        #expect(created.status == 201 && created.json?["contract"]?.string == "agent" && created.json?["metadata"]?["k"]?.integer == 1)
+        #expect(try Curl.request(gw.url + "/api/session/create", ["-X", "POST", "--data", #"{"session_id":"\#(id)"}"#] + Curl.bearer(alice.token)).status == 409)
+        #expect(try Curl.request(gw.url + "/api/session/create", ["-X", "POST", "--data", #"{"contract":"mystery"}"#] + Curl.bearer(alice.token)).status == 400)
+        #expect(try Curl.request(gw.url + "/api/session/create", ["-X", "POST", "--data", #"{"user_id":"\#(bob.user)"}"#] + Curl.bearer(alice.token)).status == 400)
+        #expect(try Curl.request(gw.url + "/api/session/create", ["-X", "POST", "--data", #"{"session_id":"NOT-A-UUID"}"#] + Curl.bearer(alice.token)).status == 400)
+        #expect(try Curl.request(gw.url + "/api/session/create", ["-X", "POST"] + Curl.bearer(alice.token)).status == 201)
+        let limited = try Curl.request(gw.url + "/api/session/create", ["-X", "POST"] + Curl.bearer(alice.token))
+        #expect(limited.status == 429 && limited.json?["error"]?.string == "session_limit", "limit is 3 live sessions")
+
+        let mine = try Curl.request(gw.url + "/api/sessions", Curl.bearer(alice.token))
+        #expect(mine.json?["sessions"]?.array?.count == 3)
+        #expect(mine.json?["sessions"]?.array?.allSatisfy { $0["user_id"]?.string == alice.user } == true)
+        let service = try GatewayServeTests.token(role: "service_role", sub: UUID().uuidString.lowercased())
+        let all = try Curl.request(gw.url + "/api/sessions", Curl.bearer(service))
+        #expect((all.json?["sessions"]?.array?.count ?? 0) >= 4, "service_role sees the tenant's sessions")
+        #expect(try Curl.request(gw.url + "/api/session/\(alice.session)", Curl.bearer(service)).status == 200)
+        #expect(try Curl.request(gw.url + "/api/session/\(id)", ["-X", "DELETE"] + Curl.bearer(alice.token)).status == 204)
+        #expect(try Curl.request(gw.url + "/api/session/\(id)", Curl.bearer(alice.token)).status == 404)
+    }
+
+    @Test func jwksHealthSettingsAndAPIKey() throws {
+        let gw = try TestGateway(config: Self.runtimeConfig.replacingOccurrences(of: "[runtime]\n", with: "[runtime]\nrequire_apikey = true\n"), keys: GatewayServeTests.keys)
+        let anon = try GatewayServeTests.token(role: "anon")
+        let jwks = try Curl.request(gw.url + "/auth/v1/.well-known/jwks.json", ["-H", "apikey: \(anon)"])
+        #expect(jwks.status == 200 && jwks.headers["cache-control"] == "public, max-age=600")
+        #expect(jwks.json?["keys"]?.array?.contains { $0["kid"]?.string == "es256" } == true)
+        #expect(!jwks.body.contains("\"d\""), "no private key material")
+        #expect(try Curl.request(gw.url + "/auth/v1/health", ["-H", "apikey: \(anon)"]).status == 200)
+        #expect(try Curl.request(gw.url + "/auth/v1/settings", ["-H", "apikey: \(anon)"]).json?["mailer_autoconfirm"]?.bool == true)
+        #expect(try Curl.request(gw.url + "/auth/v1/health").status == 401, "require_apikey")
+        #expect(try Curl.request(gw.url + "/auth/v1/health", ["-H", "apikey: forged.key.value"]).status == 401)
+    }
+
+    @Test func usersCommand() throws {
+        let gw = try TestGateway(config: Self.runtimeConfig, keys: GatewayServeTests.keys)
+        let add = try CLI.run(["users", "add", "ops@example.com", "--config", gw.configPath, "--role", "service_role"], stdin: Array("ops-password-1\n".utf8))
+        #expect(add.status == 0, "\(add.stderr)")
+        #expect(try CLI.run(["users", "add", "ops@example.com", "--config", gw.configPath, "--password", "ops-password-1"]).status == 1)
+        let login = try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "--data", #"{"email":"ops@example.com","password":"ops-password-1"}"#])
+        #expect(login.status == 200)
+        let token = try #require(login.json?["access_token"]?.string)
+        let claims = try JSONDocument.parse(Base64URL.decode(token.split(separator: ".")[1])!).value
+        #expect(claims["role"]?.string == "service_role")
+        #expect(try CLI.run(["users", "list", "--config", gw.configPath]).stdout.contains("ops@example.com"))
+        #expect(try CLI.run(["users", "disable", "ops@example.com", "--config", gw.configPath]).status == 0)
+        let session = login.json?["session_id"]?.string ?? ""
+        #expect(try Curl.request(gw.url + "/api/session/\(session)", Curl.bearer(token)).status == 404, "disabling revoked the session")
+        let again = try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "--data", #"{"email":"ops@example.com","password":"ops-password-1"}"#])
+        #expect(again.status == 400)
+    }
+
+    /// SIGKILL in the middle of 200 concurrent sign-ups: every one a client got a 200 for is
+    /// still there after a restart (SQLite WAL, synchronous=FULL).
+    @Test func sigkillLosesNothingAcknowledged() throws {
+        let directory = CLI.temporaryDirectory()
+        let config = Self.runtimeConfig
+        let gw = try TestGateway(config: config, keys: GatewayServeTests.keys, directory: directory)
+        let results = directory + "/acknowledged.jsonl"
+        let script = CLI.packageRoot.appendingPathComponent("Tests/Integration/kill9_logins.py").path
+        let load = try Child("/usr/bin/env", ["python3", script, gw.url, "200", results])
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let lines = (try? String(contentsOfFile: results, encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if lines >= 60 { break }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        gw.child.signal(SIGKILL)
+        _ = gw.child.waitForExit(timeout: 5)
+        _ = load.waitForExit(timeout: 120)
+        let acknowledged = try String(contentsOfFile: results, encoding: .utf8).split(separator: "\n").compactMap { try? JSONDocument.parse(String($0)).value }
+        #expect(acknowledged.count >= 60 && acknowledged.count < 200, "the kill landed mid-way (\(acknowledged.count) acknowledged)")
+
+        let restarted = try TestGateway(rawConfig: try String(contentsOfFile: gw.configPath, encoding: .utf8), directory: directory)
+        var lost: [String] = []
+        for record in acknowledged {
+            let token = record["access_token"]?.string ?? "", session = record["session_id"]?.string ?? ""
+            let found = try Curl.request(restarted.url + "/api/session/\(session)", Curl.bearer(token))
+            if found.status != 200 { lost.append("session \(session): \(found.status)") }
+        }
+        let sample = acknowledged.prefix(5)
+        for record in sample {
+            let login = try Curl.request(restarted.url + "/auth/v1/token?grant_type=password",
+                                         ["-X", "POST", "--data", #"{"email":"\#(record["email"]?.string ?? "")","password":"kill-nine-password"}"#])
+            if login.status != 200 { lost.append("user \(record["email"]?.string ?? ""): \(login.status)") }
+        }
+        print("sigkill: \(acknowledged.count) sign-ups acknowledged before the kill, \(lost.count) lost")
+        #expect(lost.isEmpty, "\(lost)")
+    }
+}
