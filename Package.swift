@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // System libraries, found by pkg-config. Shims only.
@@ -50,6 +51,7 @@ let package = Package(
             dependencies: [
                 "JOSE",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,6 +94,13 @@ let package = Package(
             name: "jose-bench",
             dependencies: ["JOSE", "COpenSSL"],
             path: "Benchmarks/JOSEBenchmark",
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "runtime-bench",
+            dependencies: ["Runtime", "JOSE", .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Benchmarks/RuntimeBenchmark",
             swiftSettings: strict
         ),
 

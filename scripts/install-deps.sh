@@ -17,7 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" != "--runtime-only" ]; then
-  if ! python3 -c 'import jwt, jwcrypto, cryptography' 2>/dev/null; then
+  if ! python3 -c 'import jwt, jwcrypto, cryptography, supabase_auth' 2>/dev/null; then
     echo "install-deps: pip install -r Tests/Interop/requirements.txt"
     python3 -m pip install -q -r Tests/Interop/requirements.txt
   fi

@@ -167,3 +167,19 @@ import Testing
         #expect(lost.isEmpty, "\(lost)")
     }
 }
+
+/// The official Python client `supabase-auth` (PyPI, unmodified) against the running gateway:
+/// sign_up, sign_in_with_password, get_user, get_claims (JWKS), refresh_session, sign_out, and
+/// clean AuthApiErrors (Tests/Interop/supabase_client.py).
+@Suite struct SupabaseClientTests {
+    @Test func officialClientPasses() throws {
+        let gw = try TestGateway(config: RuntimeServeTests.runtimeConfig, keys: GatewayServeTests.keys)
+        let script = CLI.packageRoot.appendingPathComponent("Tests/Interop/supabase_client.py").path
+        let result = try CLI.run(["python3", script, "--url", gw.url + "/auth/v1", "--session-api", gw.url], executable: "/usr/bin/env")
+        #expect(result.status == 0, "supabase-auth: \(result.stdout) \(result.stderr)")
+        let report = try JSONDocument.parse(result.stdout).value
+        let steps = report["steps"]?.members ?? []
+        #expect(steps.count == 13)
+        for (name, verdict) in steps { #expect(verdict.string == "ok", "\(name): \(verdict.string ?? "?")") }
+    }
+}

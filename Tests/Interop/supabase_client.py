@@ -25,14 +25,19 @@ in order (each step isolated, recorded as "ok" or "error: <type>: <message>"):
    9 refresh_reuse            the old (used) refresh token again:
                               AuthApiError 400 refresh_token_already_used
      sign_in_again            the reuse revoked the session: sign in again
-  10 sign_out                 client.sign_out() succeeds
+  10 sign_out                 client.sign_out() succeeds and its POST /logout
+                              was answered 2xx (the client itself ignores
+                              401/403/404 there, so the status is read on the
+                              wire through an httpx response hook)
   11 session_gone             GET {session-api}/api/session/{sid} with the old
                               access token answers 404 or 401
   12 get_user_after_sign_out  GET {url}/user with the old access token answers
                               403 with code "session_not_found"
 
 Prints one JSON object on stdout:
-    {"steps": {name: "ok" | "error: ..."}, "passed": N, "failed": M, ...}
+    {"steps": {name: "ok" | "error: ..."}, "passed": N, "failed": M,
+     "info": {"email": ..., "client": "supabase-auth 2.34.1",
+              "http": ["POST /auth/v1/signup -> 200", ...]}}
 Exit status: 0 if every step is "ok", 1 otherwise, 2 on a usage error.
 Dependencies: the standard library and supabase-auth==2.34.1 (unmodified).
 """

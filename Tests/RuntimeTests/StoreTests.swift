@@ -4,10 +4,29 @@ import NIOPosix
 import Runtime
 import Testing
 
-/// One suite for the state surface; it runs against every store (SQLite in a temp file here).
+/// One suite for the state surface, run against every store: SQLite in a temp file, and the
+/// PostgreSQL named by GATEWAY_POSTGRES_URL (scripts/test.sh starts one).
 @Suite struct StoreTests {
+    enum Kind: String, CaseIterable, Sendable { case sqlite, postgres }
+
+    /// Runs `body` with a store of `kind`, closing it afterwards.
+    static func withStore(_ kind: Kind, _ body: (any StateStore) async throws -> Void) async throws {
+        switch kind {
+        case .sqlite:
+            try await withStore { (store: SQLiteStore) async throws in try await body(store) }
+        case .postgres:
+            guard let url = ProcessInfo.processInfo.environment["GATEWAY_POSTGRES_URL"] else {
+                Issue.record("GATEWAY_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL (scripts/postgres.sh start)")
+                return
+            }
+            let store = try await PostgresStore.connect(url: url)
+            defer { store.close() }
+            do { try await body(store) } catch { Issue.record("\(String(reflecting: error))"); throw error }
+        }
+    }
+
     /// Runs `body` with a fresh store in a temp file, and closes it (SQLiteNIO requires it).
-    static func withStore(_ body: (SQLiteStore) async throws -> Void) async throws {
+    static func withStore(_ body: (SQLiteStore) async throws -> Void) async throws {  // SQLite only
         let path = NSTemporaryDirectory() + "gateway-store-\(UUID().uuidString)/state.db"
         let store = try await SQLiteStore.open(path: path, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
         do { try await body(store) } catch { try await store.close(); throw error }
@@ -24,18 +43,21 @@ import Testing
         return Session(id: id, tenantID: user.tenantID, userID: user.id, contract: "default", createdAt: now, lastSeenAt: now, expiresAt: now + ttl)
     }
 
-    @Test func usersAreUniqueByEmailCaseInsensitively() async throws { try await Self.withStore { store async throws in
-        let user = Self.user("Ada@Example.com")
+    @Test(arguments: Kind.allCases)
+    func usersAreUniqueByEmailCaseInsensitively(_ kind: Kind) async throws { try await Self.withStore(kind) { store async throws in
+        let email = "Ada-\(UUID().uuidString.prefix(6))@Example.com"
+        let user = Self.user(email)
         #expect(try await store.insertUser(user, passwordHash: "h"))
-        #expect(try await !store.insertUser(Self.user("ada@example.com"), passwordHash: "h"))
-        #expect(try await store.user(email: "ADA@example.com")?.user.id == user.id)
-        #expect(try await store.user(id: user.id)?.email == "Ada@Example.com")
-        #expect(try await store.setDisabled(email: "ada@example.com", true, at: Date().timeIntervalSince1970))
+        #expect(try await !store.insertUser(Self.user(email.lowercased()), passwordHash: "h"))
+        #expect(try await store.user(email: email.uppercased())?.user.id == user.id)
+        #expect(try await store.user(id: user.id)?.email == email)
+        #expect(try await store.setDisabled(email: email.lowercased(), true, at: Date().timeIntervalSince1970))
         #expect(try await store.user(id: user.id)?.disabled == true)
         #expect(try await !store.setDisabled(email: "nobody@example.com", true, at: 0))
     } }
 
-    @Test func sessionsDuplicatesAndLimits() async throws { try await Self.withStore { store async throws in
+    @Test(arguments: Kind.allCases)
+    func sessionsDuplicatesAndLimits(_ kind: Kind) async throws { try await Self.withStore(kind) { store async throws in
         let user = Self.user()
         _ = try await store.insertUser(user, passwordHash: "h")
         let now = Date().timeIntervalSince1970
@@ -56,20 +78,39 @@ import Testing
         #expect(try await store.sessions(tenantID: "default", userID: user.id).count == 2)
     } }
 
-    @Test func refreshRotationDetectsReuse() async throws { try await Self.withStore { store async throws in
+    /// Concurrent session creation for one user never exceeds the limit (the store serializes
+    /// per user: one SQLite writer, or the user's row lock in PostgreSQL).
+    @Test(arguments: Kind.allCases)
+    func limitHoldsUnderConcurrency(_ kind: Kind) async throws { try await Self.withStore(kind) { store async throws in
+        let user = Self.user()
+        _ = try await store.insertUser(user, passwordHash: "h")
+        let now = Date().timeIntervalSince1970
+        let created = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<20 {
+                group.addTask { (try? await store.createSession(Self.session(for: user), refreshHash: nil, limit: 5, at: now)) != nil }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(created == 5)
+        #expect(try await store.liveSessionIDs(userID: user.id, at: now).count == 5)
+    } }
+
+    @Test(arguments: Kind.allCases)
+    func refreshRotationDetectsReuse(_ kind: Kind) async throws { try await Self.withStore(kind) { store async throws in
         let user = Self.user()
         _ = try await store.insertUser(user, passwordHash: "h")
         let now = Date().timeIntervalSince1970
         let session = Self.session(for: user)
-        try await store.createSession(session, refreshHash: "r1", limit: 10, at: now)
-        guard case .rotated(let s) = try await store.rotateRefresh(hash: "r1", newHash: "r2", at: now + 1) else { Issue.record("rotation failed"); return }
+        let r = UUID().uuidString
+        try await store.createSession(session, refreshHash: r + "1", limit: 10, at: now)
+        guard case .rotated(let s) = try await store.rotateRefresh(hash: r + "1", newHash: r + "2", at: now + 1) else { Issue.record("rotation failed"); return }
         #expect(s.id == session.id)
-        guard case .rotated = try await store.rotateRefresh(hash: "r2", newHash: "r3", at: now + 2) else { Issue.record("second rotation failed"); return }
+        guard case .rotated = try await store.rotateRefresh(hash: r + "2", newHash: r + "3", at: now + 2) else { Issue.record("second rotation failed"); return }
         // r1 again: reuse revokes the whole session, and r3 dies with it.
-        guard case .reused(let revoked) = try await store.rotateRefresh(hash: "r1", newHash: "r4", at: now + 3) else { Issue.record("reuse not detected"); return }
+        guard case .reused(let revoked) = try await store.rotateRefresh(hash: r + "1", newHash: r + "4", at: now + 3) else { Issue.record("reuse not detected"); return }
         #expect(revoked.revokedReason == "refresh_token_reuse")
-        #expect(try await store.rotateRefresh(hash: "r3", newHash: "r5", at: now + 4) == .unknown)
-        #expect(try await store.rotateRefresh(hash: "nope", newHash: "r6", at: now) == .unknown)
+        #expect(try await store.rotateRefresh(hash: r + "3", newHash: r + "5", at: now + 4) == .unknown)
+        #expect(try await store.rotateRefresh(hash: "nope", newHash: r + "6", at: now) == .unknown)
         #expect(try await store.session(id: session.id)?.isLive(at: now + 5) == false)
     } }
 
@@ -115,5 +156,35 @@ import Testing
         #expect(!PasswordHash.verify("correct hors", against: hash))
         #expect(!PasswordHash.verify("correct horse", against: "$scrypt$ln=99,r=8,p=1$AA$AA"))
         #expect(try PasswordHash.hash("x", cost: .fast) != PasswordHash.hash("x", cost: .fast), "salted")
+    }
+}
+
+/// Revocations reach every instance: two PostgreSQL stores, as two gateways would hold.
+@Suite struct PostgresEventTests {
+    @Test func revocationIsHeardByAnotherInstance() async throws {
+        guard let url = ProcessInfo.processInfo.environment["GATEWAY_POSTGRES_URL"] else {
+            Issue.record("GATEWAY_POSTGRES_URL is not set: run scripts/test.sh")
+            return
+        }
+        let a = try await PostgresStore.connect(url: url), b = try await PostgresStore.connect(url: url)
+        defer { a.close(); b.close() }
+        let events = SessionEvents()
+        let stream = events.subscribe()
+        let relay = Task { try await b.relayEvents(into: events) }
+        defer { relay.cancel() }
+        try await Task.sleep(nanoseconds: 300_000_000)  // LISTEN is in place
+        let user = StoreTests.user()
+        _ = try await a.insertUser(user, passwordHash: "h")
+        let session = StoreTests.session(for: user)
+        try await a.createSession(session, refreshHash: nil, limit: 10, at: Date().timeIntervalSince1970)
+        _ = try await a.revoke(sessionIDs: [session.id], reason: "logout", at: Date().timeIntervalSince1970)
+        let heard = try await withThrowingTaskGroup(of: SessionEvent?.self) { group in
+            group.addTask { for await event in stream where event == .revoked(sessionID: session.id, reason: "logout") { return event }; return nil }
+            group.addTask { try await Task.sleep(nanoseconds: 5_000_000_000); return nil }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        #expect(heard == .revoked(sessionID: session.id, reason: "logout"))
     }
 }

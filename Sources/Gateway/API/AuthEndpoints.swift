@@ -37,7 +37,13 @@ struct AuthEndpoints {
                 ("sms_provider", .string("")), ("saml_enabled", .bool(false)),
             ]))
         case (.GET, "/.well-known/jwks.json"):
-            return .json(.ok, state.verifier.keys.ring.publicJWKS, headers: [("cache-control", "public, max-age=600")])
+            // Supabase clients parse this JWKS strictly: supabase-auth 2.34.1 refuses the whole set
+            // if one key is not RSA or EC (an Ed25519 "OKP" key breaks get_claims). Publish those.
+            let keys: [JSONValue] = state.verifier.keys.ring.keys.filter(\.canVerify).compactMap(\.publicJWK).filter { jwk in
+                if case .string(let kty)? = jwk["kty"] { return kty == "RSA" || kty == "EC" }
+                return false
+            }
+            return .json(.ok, .object([("keys", .array(keys))]), headers: [("cache-control", "public, max-age=600")])
         case (.POST, "/signup"):
             guard let body = request.json, let email = body["email"]?.string, let password = body["password"]?.string else {
                 return error(400, "validation_failed", "Signup requires a valid email and password")

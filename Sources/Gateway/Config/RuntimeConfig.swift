@@ -22,14 +22,18 @@ public struct RuntimeConfig: Sendable {
     /// Login and sign-up attempts per 5 minutes, per client IP and per email (429 beyond).
     public var loginLimitPerIP = 30
     public var loginLimitPerEmail = 10
+    /// How long a looked-up session is trusted before asking the store again; revocations
+    /// evict at once. 0 turns the cache off.
+    public var sessionCache: Double = 1
 
     static func read(_ table: TOMLTable, _ reader: inout ConfigReader, baseDirectory: String) -> RuntimeConfig {
         var runtime = RuntimeConfig()
         let at = "runtime"
         reader.checkKeys(table, at: at, known: ["store", "contracts", "session_limit", "access_token_ttl", "session_ttl", "password_cost",
                                                 "require_apikey", "auth_path", "session_api", "unknown_sessions",
-                                                "login_limit_per_ip", "login_limit_per_email"])
+                                                "login_limit_per_ip", "login_limit_per_email", "session_cache"])
         if let v = reader.int(table, "login_limit_per_ip", at: at, range: 1...1_000_000) { runtime.loginLimitPerIP = v }
+        if let v = reader.duration(table, "session_cache", at: at) { runtime.sessionCache = min(v, 60) }
         if let v = reader.int(table, "login_limit_per_email", at: at, range: 1...1_000_000) { runtime.loginLimitPerEmail = v }
         if let store = reader.string(table, "store", at: at) {
             if store.hasPrefix("sqlite:") || store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") { runtime.store = store } else {

@@ -10,9 +10,11 @@ final class RuntimeSessions: SessionLookup {
     let validator: IntentValidator
     let contract: String
     let sessionTTL: Double
+    let cache: SessionCache
 
-    init(store: any StateStore, createUnknown: Bool, validator: IntentValidator, contract: String, sessionTTL: Double) {
+    init(store: any StateStore, createUnknown: Bool, validator: IntentValidator, contract: String, sessionTTL: Double, cache: SessionCache) {
         self.store = store
+        self.cache = cache
         self.createUnknown = createUnknown
         self.validator = validator
         self.contract = contract
@@ -21,7 +23,7 @@ final class RuntimeSessions: SessionLookup {
 
     func status(of sessionID: String, for identity: Identity) async throws -> SessionStatus {
         let now = Timestamp.now()
-        if let session = try await store.session(id: sessionID) {
+        if let session = try await cache.session(id: sessionID, store: store, now: now) {
             if session.revokedAt != nil { return .revoked }
             return .active(userID: session.userID, tenantID: session.tenantID, expiresAt: session.expiresAt)
         }

@@ -17,6 +17,8 @@ public final class GatewayServer: Sendable {
     let localAPI: LocalAPI?
     public let store: (any StateStore)?
     public let events = SessionEvents()
+    /// Cache followers and the PostgreSQL event relay; they end with the process.
+    nonisolated(unsafe) private var backgroundTasks: [Task<Void, Never>] = []  // appended during init only
     let connections = ConnectionRegistry()
     private let current: Mutex<GatewayState>
     private let keys: KeyStore
@@ -36,7 +38,7 @@ public final class GatewayServer: Sendable {
         if config.runtime.store.hasPrefix("sqlite:") {
             store = try await SQLiteStore.open(path: String(config.runtime.store.dropFirst(7)), eventLoop: group.any())
         } else {
-            throw RuntimeError(.storage, "the PostgreSQL store is not available in this build; use store = \"sqlite:PATH\"")
+            store = try await PostgresStore.connect(url: config.runtime.store, logger: logger)
         }
         return try GatewayServer(config: config, group: group, store: store, logger: logger)
     }
@@ -66,8 +68,22 @@ public final class GatewayServer: Sendable {
         if let store {
             let auth = AuthService(store: store, keys: keys, settings: settings, events: events)
             localAPI = LocalAPI(auth: auth, store: store, runtime: config.runtime)
+            let cache = SessionCache(ttl: config.runtime.sessionCache)
+            let events = self.events
+            backgroundTasks.append(Task { await cache.follow(events) })
+            if let postgres = store as? PostgresStore {
+                backgroundTasks.append(Task { [logger] in
+                    while !Task.isCancelled {
+                        do { try await postgres.relayEvents(into: events) } catch {
+                            logger.warning("session event relay (LISTEN gateway_sessions) failed; retrying", metadata: ["error": "\(error)"])
+                        }
+                        try? await Task.sleep(nanoseconds: 1_000_000_000)
+                    }
+                })
+            }
             self.sessions = sessions ?? RuntimeSessions(store: store, createUnknown: config.runtime.unknownSessions == "create",
-                                                        validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL)
+                                                        validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL,
+                                                        cache: cache)
         } else {
             localAPI = nil
             self.sessions = sessions ?? InMemorySessions()

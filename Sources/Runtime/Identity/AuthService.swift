@@ -169,12 +169,14 @@ public final class AuthService: Sendable {
         ])
         let token: String
         do {
-            let signer = try keys.ring.signingKey()
-            // Supabase clients accept ES256, RS256 and HS256 access tokens.
-            let algorithm: Algorithm = signer.key.algorithms.contains(.ES256) ? .ES256 : signer.key.algorithms.contains(.RS256) ? .RS256 : signer.algorithm
-            token = try TokenSigner.sign(claims: claims, key: signer.key, algorithm: algorithm)
+            // Supabase clients accept ES256, RS256 and HS256 access tokens: the newest key for the
+            // first of those the ring can sign, else the newest key at all.
+            let ring = keys.ring
+            let preferred = (try? ring.signingKey(algorithm: .ES256)) ?? (try? ring.signingKey(algorithm: .RS256)) ?? (try? ring.signingKey(algorithm: .HS256))
+            let signer = try preferred ?? ring.signingKey()
+            token = try TokenSigner.sign(claims: claims, key: signer.key, algorithm: signer.algorithm)
         } catch {
-            throw Failure(500, "unexpected_failure", "cannot sign: \(error.message)")
+            throw Failure(500, "unexpected_failure", "cannot sign: \(error)")
         }
         return Grant(accessToken: token, refreshToken: refresh, expiresIn: Int(settings.accessTokenTTL), expiresAt: Int(exp), user: user, session: session)
     }
