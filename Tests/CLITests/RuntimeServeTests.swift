@@ -183,3 +183,48 @@ import Testing
         for (name, verdict) in steps { #expect(verdict.string == "ok", "\(name): \(verdict.string ?? "?")") }
     }
 }
+
+/// Tokens of another project, trusted through its JWKS URL: fetched at start, refetched on an
+/// unknown kid at most once a minute.
+@Suite struct RemoteJWKSTests {
+    @Test func remoteKeysAreFetchedAndRefetchedOnUnknownKid() throws {
+        let remote = CLI.temporaryDirectory()
+        #expect(try CLI.run(["keys", "generate", "--alg", "ES256", "--kid", "remote-a", "--dir", remote]).status == 0)
+        let server = try Child("/usr/bin/env", ["python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", remote])
+        let line = try server.waitForLine("Serving HTTP on ")
+        let port = line.split(separator: " ").drop { $0 != "port" }.dropFirst().first.map(String.init) ?? "0"
+        let up = try TestUpstream()
+        let gw = try TestGateway(rawConfig: """
+            [auth]
+            issuer = "\(CLITests.issuer)"
+            audience = "authenticated"
+            keys = "\(GatewayServeTests.keys)"
+            jwks_urls = ["http://127.0.0.1:\(port)/jwks.json"]
+            [[route]]
+            path = "/"
+            upstream = "\(up.url)"
+            """, directory: CLI.temporaryDirectory())
+        func mint(_ kid: String) throws -> String {
+            try CLI.run(["token", "mint", "--keys", remote, "--kid", kid, "--issuer", CLITests.issuer, "--sub", "ext-user"]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try Curl.request(gw.url + "/echo", Curl.bearer(try mint("remote-a"))).status == 200, "fetched at start")
+
+        #expect(try CLI.run(["keys", "generate", "--alg", "ES256", "--kid", "remote-b", "--dir", remote]).status == 0)
+        let rotated = try mint("remote-b")
+        let first = try Curl.request(gw.url + "/echo", Curl.bearer(rotated))
+        #expect(first.status == 401 && first.json?["reason"]?.string?.hasPrefix("unknown_kid") == true)
+        var later = 0
+        for _ in 0..<40 where later != 200 {
+            Thread.sleep(forTimeInterval: 0.1)
+            later = try Curl.request(gw.url + "/echo", Curl.bearer(rotated)).status
+        }
+        #expect(later == 200, "an unknown kid triggers a refetch")
+
+        #expect(try CLI.run(["keys", "generate", "--alg", "ES256", "--kid", "remote-c", "--dir", remote]).status == 0)
+        let third = try mint("remote-c")
+        _ = try Curl.request(gw.url + "/echo", Curl.bearer(third))
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try Curl.request(gw.url + "/echo", Curl.bearer(third)).status == 401, "no second refetch within a minute")
+    }
+}

@@ -7,6 +7,8 @@ struct Authenticator: Sendable {
     let verifier: TokenVerifier
     let sources: [TokenSource]
     let tenantClaim: String
+    /// Told when a token names a kid no key has (remote JWKS refetch).
+    var onUnknownKid: (@Sendable () -> Void)? = nil
 
     enum Outcome {
         /// Passed; identity is nil on public routes and on optional routes without a token.
@@ -28,6 +30,7 @@ struct Authenticator: Sendable {
             try RoutePolicy.check(route, identity)
             return .pass(identity)
         } catch let failure as AuthFailure {
+            if failure.reason == .unknownKid { onUnknownKid?() }
             return .refuse(failure)
         } catch {
             return .refuse(AuthFailure(.malformed, "\(error)"))

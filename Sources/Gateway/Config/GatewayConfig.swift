@@ -135,6 +135,8 @@ public struct AuthConfig: Sendable {
     public var cacheSize = 100_000
     /// Where tokens are looked for, in order.
     public var tokenSources: [TokenSource] = [.authorization, .apikey]
+    /// JWKS URLs of other projects whose tokens are trusted.
+    public var jwksURLs: [String] = []
 
     /// The claim policy these settings describe.
     public var policy: ClaimPolicy {
@@ -143,7 +145,13 @@ public struct AuthConfig: Sendable {
 
     static func read(_ table: TOMLTable, _ reader: inout ConfigReader, baseDirectory: String) -> AuthConfig {
         var auth = AuthConfig()
-        reader.checkKeys(table, at: "auth", known: ["issuer", "audience", "keys", "leeway", "max_token_size", "require_exp", "cache_size", "token_sources"])
+        reader.checkKeys(table, at: "auth", known: ["issuer", "audience", "keys", "leeway", "max_token_size", "require_exp", "cache_size", "token_sources", "jwks_urls"])
+        if let urls = reader.strings(table, "jwks_urls", at: "auth") {
+            for url in urls where !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+                reader.fail("auth.jwks_urls", "expected http(s) URLs, found \"\(url)\"")
+            }
+            auth.jwksURLs = urls
+        }
         if let sources = reader.strings(table, "token_sources", at: "auth") {
             var parsed: [TokenSource] = []
             for text in sources {

@@ -18,10 +18,12 @@ public final class GatewayServer: Sendable {
     public let store: (any StateStore)?
     public let events = SessionEvents()
     /// Cache followers and the PostgreSQL event relay; they end with the process.
-    nonisolated(unsafe) private var backgroundTasks: [Task<Void, Never>] = []  // appended during init only
+    nonisolated(unsafe) private var backgroundTasks: [Task<Void, Never>] = []  // appended in init and start, before serving
     let connections = ConnectionRegistry()
     private let current: Mutex<GatewayState>
     private let keys: KeyStore
+    /// Other projects' JWKS URLs, if any.
+    private let remote: RemoteJWKS?
     private let pools: [ObjectIdentifier: UpstreamPool]
     private let draining = Atomic<Bool>(false)
     private let accessLog: Logger?
@@ -53,7 +55,8 @@ public final class GatewayServer: Sendable {
     init(config: GatewayConfig, group: MultiThreadedEventLoopGroup, store: (any StateStore)?, sessions: (any SessionLookup)? = nil, logger: Logger) throws {
         self.group = group
         keys = try KeyStore(directory: config.auth.keys)
-        current = Mutex(GatewayState(config: config, keys: keys))
+        remote = config.auth.jwksURLs.isEmpty ? nil : RemoteJWKS(urls: config.auth.jwksURLs, keys: keys, eventLoopGroup: group, logger: logger)
+        current = Mutex(GatewayState(config: config, keys: keys, onUnknownKid: Self.unknownKidHook(remote)))
         metrics = GatewayMetrics()
         self.store = store
         var settings = AuthService.Settings(issuer: config.auth.issuers.first ?? "http://\(config.server.host):\(config.server.port)\(config.runtime.authPath)")
@@ -102,12 +105,22 @@ public final class GatewayServer: Sendable {
     }
 
     var state: GatewayState { current.withLock { $0 } }
+
+    private static func unknownKidHook(_ remote: RemoteJWKS?) -> (@Sendable () -> Void)? {
+        guard let remote else { return nil }
+        let hook: @Sendable () -> Void = { remote.unknownKid() }
+        return hook
+    }
     var isDraining: Bool { draining.load(ordering: .relaxed) }
 
     /// Binds and starts serving; returns the bound host and port (port 0 picks one).
     @discardableResult
     public func start() async throws -> (host: String, port: Int) {
         let config = state.config
+        if let remote {
+            await remote.refreshAll()
+            backgroundTasks.append(Task { await remote.run() })
+        }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -139,7 +152,7 @@ public final class GatewayServer: Sendable {
             logger.warning("reload: [auth] keys moved; restart to read keys from \(config.auth.keys)")
         }
         try keys.reload()
-        let next = GatewayState(config: config, keys: keys)
+        let next = GatewayState(config: config, keys: keys, onUnknownKid: Self.unknownKidHook(remote))
         current.withLock { $0 = next }
         logger.info("reload: config and keys in service", metadata: ["routes": "\(config.routes.count)", "keys": "\(keys.ring.keys.count)"])
     }

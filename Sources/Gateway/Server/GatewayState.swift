@@ -11,12 +11,13 @@ final class GatewayState: Sendable {
     /// Round-robin position per route.
     let cursors: [AtomicCounter]
 
-    init(config: GatewayConfig, keys: KeyStore) {
+    init(config: GatewayConfig, keys: KeyStore, onUnknownKid: (@Sendable () -> Void)? = nil) {
         self.config = config
         router = Router(routes: config.routes)
         verifier = TokenVerifier(keys: keys, policy: config.auth.policy, maximumTokenSize: config.auth.maxTokenSize,
                                  cacheCapacity: config.auth.cacheSize)
-        authenticator = Authenticator(verifier: verifier, sources: config.auth.tokenSources, tenantClaim: config.identity.tenantClaim)
+        authenticator = Authenticator(verifier: verifier, sources: config.auth.tokenSources, tenantClaim: config.identity.tenantClaim,
+                                      onUnknownKid: onUnknownKid)
         cursors = config.routes.map { _ in AtomicCounter() }
     }
 

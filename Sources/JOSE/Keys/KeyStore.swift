@@ -6,21 +6,43 @@ import Synchronization
 /// load leaves the old ring serving and throws the reasons. Readers always see a whole ring.
 public final class KeyStore: Sendable {
     public let directory: String
-    private let state: Mutex<(ring: KeyRing, fingerprint: String)>
+
+    struct State {
+        var local: KeyRing
+        /// Keys fetched from JWKS URLs, by URL.
+        var remote: [String: [JWTKey]] = [:]
+        var ring: KeyRing
+        var fingerprint: String
+
+        mutating func rebuild() {
+            ring = remote.isEmpty ? local : KeyRing(keys: local.keys + remote.keys.sorted().flatMap { remote[$0]! }, warnings: local.warnings)
+        }
+    }
+
+    private let state: Mutex<State>
 
     public init(directory: String) throws(KeyRingError) {
         self.directory = directory
         let fingerprint = KeyRing.fingerprint(directory: directory)
-        state = Mutex((try KeyRing.load(directory: directory), fingerprint))
+        let ring = try KeyRing.load(directory: directory)
+        state = Mutex(State(local: ring, ring: ring, fingerprint: fingerprint))
     }
 
     /// A store over a fixed ring (a single file, or keys made in code).
     public init(ring: KeyRing) {
         directory = ""
-        state = Mutex((ring, ""))
+        state = Mutex(State(local: ring, ring: ring, fingerprint: ""))
     }
 
     public var ring: KeyRing { state.withLock { $0.ring } }
+
+    /// Replaces the keys fetched from one JWKS URL (a new ring generation: cached verdicts die).
+    public func setRemoteKeys(_ keys: [JWTKey], from url: String) {
+        state.withLock { state in
+            state.remote[url] = keys
+            state.rebuild()
+        }
+    }
 
     /// The current ring's generation, without copying the ring.
     public var generation: UInt64 { state.withLock { $0.ring.generation } }
@@ -31,8 +53,12 @@ public final class KeyStore: Sendable {
         guard !directory.isEmpty else { return ring }
         let fingerprint = KeyRing.fingerprint(directory: directory)
         let ring = try KeyRing.load(directory: directory)
-        state.withLock { $0 = (ring, fingerprint) }
-        return ring
+        return state.withLock { state in
+            state.local = ring
+            state.fingerprint = fingerprint
+            state.rebuild()
+            return state.ring
+        }
     }
 
     /// Reloads only when a key file was added, removed or changed. Returns true if it did.
