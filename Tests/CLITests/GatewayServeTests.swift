@@ -78,7 +78,7 @@ import Testing
         #expect(forged.headers["www-authenticate"]?.contains("bad_signature") == true)
 
         // Valid: strip_prefix, upstream base path, identity headers replaced, forwarding headers.
-        let ok = try Curl.request(gw.url + "/api/items?q=1", Curl.bearer(token) + ["-H", "X-User-Id: attacker", "-H", "x-tenant-id: evil",
+        let ok = try Curl.request(gw.url + "/api/items?q=1", Curl.bearer(token) + ["-H", "X-User-Id: attacker", "-H", "x-tenant-id: evil", "-H", "X_User_Id: underscore-attacker",
                                                                                 "-H", "X-Auth-Claims: forged", "-H", "X-Request-Id: req-123"])
         #expect(ok.status == 200)
         let seen = try #require(ok.json)
@@ -86,6 +86,7 @@ import Testing
         let headerList = seen["header_list"]?.array ?? []
         #expect(headerList.filter { $0.array?.first?.string == "x-user-id" }.count == 1, "exactly one X-User-Id reaches the upstream")
         #expect(seen["headers"]?["x-user-id"]?.string == "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b")
+        #expect(seen["headers"]?["x_user_id"] == nil, "underscore spellings of identity headers are stripped too")
         #expect(seen["headers"]?["x-tenant-id"]?.string == "default")
         #expect(seen["headers"]?["x-session-id"]?.string == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
         #expect(seen["headers"]?["x-user-role"]?.string == "authenticated")

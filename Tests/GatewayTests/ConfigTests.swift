@@ -103,7 +103,18 @@ import Testing
         #expect(router.match(method: "POST", host: "admin.local", path: "/api/x")?.upstreams[0].port == 3)
         #expect(router.match(method: "POST", host: "other", path: "/api/x")?.upstreams[0].port == 4)
         #expect(router.match(method: "GET", host: nil, path: "/api")?.upstreams[0].port == 2, "the prefix without its slash")
+        #expect(router.match(method: "GET", host: nil, path: "/apix")?.upstreams[0].port == 4, "prefixes match whole segments")
         let root = config.routes[3]
         #expect(Router.upstreamURI(route: root, upstream: root.upstreams[0], path: "/a/b", query: "x=1") == "/root/a/b?x=1")
+    }
+
+    @Test(arguments: ["/public/../admin/x", "/public/%2e%2e/admin", "/a/./b", "/a%2Fb", "/a\\b", "/x/%2E%2e/y", "/..", "//admin/x", "/%61dmin/x", "/a%zz"])
+    func unsafePathsAreRefused(path: String) {
+        #expect(Router.unsafePath(path) != nil, "\(path)")
+    }
+
+    @Test(arguments: ["/", "/api/v1/items", "/a..b/c", "/file.txt", "/.well-known/jwks.json", "/a/b%20c"])
+    func ordinaryPathsPass(path: String) {
+        #expect(Router.unsafePath(path) == nil, "\(path)")
     }
 }

@@ -25,6 +25,11 @@ struct SessionEndpoints {
             identity = who
         }
         guard let userID = identity.userID else { return error(.unauthorized, "invalid_token", "missing_claim: token has no sub") }
+        // A token whose own session ended (logout, reuse, admin) may not manage sessions.
+        if let own = identity.sessionID, let session = try? await api.store.session(id: own), !session.isLive(at: Timestamp.now()) {
+            return withChallenge(error(.unauthorized, "invalid_token", "session_revoked: the token's session \(own) has ended"),
+                                 AuthFailure(.sessionRevoked, "the token's session has ended"))
+        }
         let isService = identity.role == "service_role"
         let now = Timestamp.now()
         do {

@@ -220,6 +220,9 @@ public struct IdentityConfig: Sendable {
     /// Extra client headers to strip (lower-case names).
     public var strip: [String] = []
 
+    /// The default names, stripped from clients whatever the configuration says.
+    public static let defaultNames = ["x-user-id", "x-user-role", "x-session-id", "x-tenant-id", "x-auth-claims"]
+
     /// Every header name the gateway owns, lower-cased.
     public var namespace: [String] {
         ([userID, role, sessionID, tenantID, claims].filter { !$0.isEmpty } + strip).map { $0.lowercased() }

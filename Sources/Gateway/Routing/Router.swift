@@ -1,3 +1,5 @@
+import Foundation
+
 /// Picks the route for a request: the first `[[route]]` in file order whose path (exact, or
 /// prefix), host and method all match.
 public struct Router: Sendable {
@@ -10,11 +12,43 @@ public struct Router: Sendable {
         routes.first { route in
             switch route.match {
             case .exact(let p): guard path == p else { return false }
-            case .prefix(let p): guard path.hasPrefix(p) || (p.hasSuffix("/") && path == String(p.dropLast())) else { return false }
+            case .prefix(let p):
+                // A prefix matches whole segments: "/api" covers "/api" and "/api/x", not "/apix".
+                let matches = p.hasSuffix("/") ? path.hasPrefix(p) || path == String(p.dropLast()) : path == p || path.hasPrefix(p + "/")
+                guard matches else { return false }
             }
             if let wanted = route.host, wanted != host { return false }
             return route.methods.isEmpty || route.methods.contains(method)
         }
+    }
+
+    /// Why a request path cannot be routed safely, or nil: dot segments (`/./`, `/../`, also
+    /// percent-encoded) and encoded slashes or backslashes would let an upstream that
+    /// normalizes paths serve a different route than the one whose policy was applied.
+    public static func unsafePath(_ path: String) -> String? {
+        let lowered = path.lowercased()
+        for encoded in ["%2f", "%5c", "%00"] where lowered.contains(encoded) {
+            return "encoded \(encoded.uppercased()) in the path is not accepted"
+        }
+        if path.contains("\\") { return "backslash in the path is not accepted" }
+        if path.contains("//") { return "empty path segments (//) are not accepted" }
+        // Unreserved characters are never percent-encoded by a well-behaved client; decoding them
+        // upstream would route "/%61dmin" as "/admin".
+        var index = lowered.startIndex
+        while let percent = lowered[index...].firstIndex(of: "%") {
+            let hex = lowered[lowered.index(after: percent)...].prefix(2)
+            guard hex.count == 2, let value = UInt8(hex, radix: 16) else { return "malformed percent-encoding in the path" }
+            let c = Character(Unicode.Scalar(value))
+            if c.isLetter && c.isASCII || c.isNumber && c.isASCII || "-._~".contains(c) {
+                return "percent-encoded unreserved character %\(hex.uppercased()) in the path is not accepted"
+            }
+            index = lowered.index(percent, offsetBy: 3, limitedBy: lowered.endIndex) ?? lowered.endIndex
+        }
+        let decodedDots = lowered.replacingOccurrences(of: "%2e", with: ".")
+        for segment in decodedDots.split(separator: "/", omittingEmptySubsequences: false) where segment == "." || segment == ".." {
+            return "dot segments (/./ or /../) in the path are not accepted"
+        }
+        return nil
     }
 
     /// The URI to send upstream: the prefix stripped when the route says so, the upstream's

@@ -25,6 +25,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var discarding = false
     private var closeAfterDiscard = false
     private var pendingRead = false
+    /// Pipelined requests that arrived while another was in progress, replayed in order once
+    /// it is answered (this handler does HTTP/1.1 pipelining itself).
+    private var queued: [HTTPServerRequestPart] = []
+    private static let queueLimit = 256
     private var remoteIP = ""
     /// Writes are flushed once per read cycle, not once per part.
     private var inReadCycle = false
@@ -122,7 +126,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
-        if local?.dispatched == true {
+        if !queued.isEmpty || local?.dispatched == true {
             pendingRead = true
             return
         }
@@ -152,7 +156,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func resumeClientReads() {
-        guard pendingRead else { return }
+        drainQueue()
+        guard pendingRead, queued.isEmpty, local?.dispatched != true else { return }
         pendingRead = false
         context.read()
     }
@@ -173,7 +178,26 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadCycle = true
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || (part.isHead && (exchange != nil || local != nil)) {
+            queued.append(part)
+            if queued.count > Self.queueLimit { context.close(promise: nil) }
+            return
+        }
+        handle(part)
+    }
+
+    /// Replays queued pipelined parts while no request is in progress.
+    private func drainQueue() {
+        while let next = queued.first {
+            if next.isHead, exchange != nil || local != nil { return }
+            queued.removeFirst()
+            handle(next)
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             begin(head)
         case .body(let buffer):
@@ -202,7 +226,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .end(let trailers):
             if discarding {
                 discarding = false
-                if closeAfterDiscard { context.close(promise: nil) }
+                if closeAfterDiscard { context.close(promise: nil) } else { resumeClientReads() }
                 return
             }
             if let local {
@@ -212,7 +236,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             guard let exchange else { return }
             exchange.requestEnded = true
             send(.end(trailers), exchange)
-            armTimer(exchange, seconds: exchange.route.firstByteTimeout, why: "no response from upstream within \(Duration.describe(exchange.route.firstByteTimeout))")
+            if exchange.responseHead == nil {
+                armTimer(exchange, seconds: exchange.route.firstByteTimeout, why: "no response from upstream within \(Duration.describe(exchange.route.firstByteTimeout))")
+            }
         }
     }
 
@@ -227,6 +253,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let queryStart = uri.firstIndex(of: "?")
         let path = String(uri[..<(queryStart ?? uri.endIndex)])
         let query = queryStart.map { uri[uri.index(after: $0)...] }
+        if let why = Router.unsafePath(path) {
+            return reject(.badRequest(why), head: head, requestID: requestID, route: "-")
+        }
 
         if head.method == .GET || head.method == .HEAD, let answer = server.builtIn(path: path, state: state) {
             return respondBuiltIn(answer, head: head, requestID: requestID, keepAlive: keepAlive)
@@ -240,7 +269,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if headerBytes > state.config.server.maxHeaderBytes {
             return reject(.headersTooLarge("request head is \(headerBytes) bytes, the limit is \(state.config.server.maxHeaderBytes)"), head: head, requestID: requestID, route: "-")
         }
-        let host = head.headers.first(name: "host").map { Self.hostWithoutPort($0) }
+        let hosts = head.headers["host"]
+        if hosts.count > 1 || (hosts.isEmpty && head.version.minor >= 1) {
+            return reject(.badRequest(hosts.isEmpty ? "HTTP/1.1 requests need a Host header" : "more than one Host header"), head: head, requestID: requestID, route: "-")
+        }
+        let host = hosts.first.map { Self.hostWithoutPort($0) }
         guard let route = state.router.match(method: head.method.rawValue, host: host, path: path) else {
             return reject(.noRoute, head: head, requestID: requestID, route: "-")
         }
@@ -293,7 +326,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Admitted: answer `Expect: 100-continue` and go to the upstream.
     private func proceed(_ exchange: Exchange) {
-        if exchange.head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+        if exchange.head.version.minor >= 1, exchange.head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.head.version, status: .continue))), promise: nil)
         }
         connect(exchange)
@@ -306,8 +339,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         var headers = head.headers
         HopByHop.strip(&headers, keepChunked: true)
         headers.remove(name: "expect")
-        for name in identityConfig.namespace { headers.remove(name: name) }
-        if !route.forwardAuthorization { headers.remove(name: "authorization") }
+        // The identity namespace, also spelled with underscores (CGI-style backends read
+        // X_User_Id as X-User-Id), and the default names even when renamed or disabled.
+        let owned = Set(identityConfig.namespace + IdentityConfig.defaultNames)
+        let spoofed = headers.map(\.name).filter { owned.contains($0.lowercased().replacingOccurrences(of: "_", with: "-")) }
+        for name in Set(spoofed) { headers.remove(name: name) }
+        for name in ["forwarded", "x-real-ip", "x-forwarded-host"] { headers.remove(name: name) }
+        if !route.forwardAuthorization {
+            headers.remove(name: "authorization")
+            headers.remove(name: "apikey")
+        }
         if let identity {
             if let user = identity.userID, !identityConfig.userID.isEmpty { headers.add(name: identityConfig.userID, value: user) }
             if let role = identity.role, !identityConfig.role.isEmpty { headers.add(name: identityConfig.role, value: role) }
@@ -318,6 +359,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let forwardedFor = headers.first(name: "x-forwarded-for").map { "\($0), \(remoteIP)" } ?? remoteIP
         headers.replaceOrAdd(name: "x-forwarded-for", value: forwardedFor)
         headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        headers.replaceOrAdd(name: "x-real-ip", value: remoteIP)
         if let host = head.headers.first(name: "host") { headers.replaceOrAdd(name: "x-forwarded-host", value: host) }
         headers.replaceOrAdd(name: "x-request-id", value: requestID)
         let uri = Router.upstreamURI(route: route, upstream: upstream, path: path, query: query)
@@ -415,10 +457,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.responseEnded = true
             let keepAlive = exchange.responseHead?.headers.first(name: "connection") != "close"
             let reusable = exchange.requestEnded && exchange.upstreamKeepAlive
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
-            clientNeedsFlush = false
-            if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+            // State changes come before the write: with pipelining, writing `.end` hands the next
+            // buffered request to channelRead at once, and it must find this exchange over.
             self.exchange = nil
             finish(exchange, status: exchange.status, reusable: reusable, note: nil)
             if !exchange.requestEnded {
@@ -426,6 +466,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 discarding = true
                 closeAfterDiscard = !keepAlive
             }
+            clientNeedsFlush = false
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+            if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
             resumeClientReads()
         }
     }
@@ -492,11 +536,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.exchange = nil
         let keepAlive = exchange.keepAlive && exchange.requestEnded && !server.isDraining
         finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
-        respond(response, version: exchange.head.version, requestID: exchange.requestID, keepAlive: keepAlive)
         if !exchange.requestEnded {
             discarding = true
             closeAfterDiscard = true
         }
+        respond(response, version: exchange.head.version, requestID: exchange.requestID, keepAlive: keepAlive)
         resumeClientReads()
     }
 
@@ -554,9 +598,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let keepAlive = head.isKeepAlive && !server.isDraining && !hasBody
         server.requestFinished(route: route, status: Int(response.status.code), method: head.method.rawValue, uri: head.uri, requestID: requestID,
                                started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: response.reason)
-        respond(response, version: head.version, requestID: requestID, keepAlive: keepAlive)
         discarding = true
         closeAfterDiscard = !keepAlive
+        respond(response, version: head.version, requestID: requestID, keepAlive: keepAlive)
     }
 
     private func respond(_ response: ErrorResponse, version: HTTPVersion, requestID: String, keepAlive: Bool) {
@@ -583,11 +627,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             buffer.writeBytes(answer.body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
+        discarding = true
+        closeAfterDiscard = !keepAlive
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
         if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
-        discarding = true
-        closeAfterDiscard = !keepAlive
     }
 
     // MARK: Helpers
@@ -643,5 +687,12 @@ enum HopByHop {
         let chunked = headers["transfer-encoding"].contains { $0.lowercased().contains("chunked") }
         headers.remove(name: "transfer-encoding")
         if keepChunked, chunked, !headers.contains(name: "content-length") { headers.add(name: "transfer-encoding", value: "chunked") }
+    }
+}
+
+extension HTTPServerRequestPart {
+    var isHead: Bool {
+        if case .head = self { return true }
+        return false
     }
 }
