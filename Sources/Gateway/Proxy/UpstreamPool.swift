@@ -11,12 +11,13 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
 
     init(loop: any EventLoop) { self.loop = loop }
 
-    /// An idle connection if one is alive, else a new one.
-    func acquire(_ upstream: Upstream, connectTimeout: Double) -> EventLoopFuture<any Channel> {
+    /// An idle connection if one is alive (and `fresh` is false), else a new one. The flag in
+    /// the result says whether the connection was reused.
+    func acquire(_ upstream: Upstream, connectTimeout: Double, fresh: Bool = false) -> EventLoopFuture<(channel: any Channel, reused: Bool)> {
         loop.preconditionInEventLoop()
         let key = "\(upstream.host):\(upstream.port)"
-        while let channel = idle[key]?.popLast() {
-            if channel.isActive { return loop.makeSucceededFuture(channel) }
+        while !fresh, let channel = idle[key]?.popLast() {
+            if channel.isActive { return loop.makeSucceededFuture((channel, true)) }
         }
         return ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
@@ -29,6 +30,7 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
                 }
             }
             .connect(host: upstream.host, port: upstream.port)
+            .map { (channel: $0, reused: false) }
     }
 
     /// Returns a connection whose exchange ended cleanly.

@@ -88,6 +88,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         var upstreamStarted: UInt64 = 0
         /// The upstream's own answer allowed reusing its connection.
         var upstreamKeepAlive = true
+        /// The connection came from the pool (it may have been closed by the upstream meanwhile).
+        var reusedConnection = false
+        var retriedStale = false
 
         init(requestID: String, route: RouteConfig, head: HTTPRequestHead, upstreamHead: HTTPRequestHead, upstreams: [Upstream]) {
             self.requestID = requestID
@@ -370,14 +373,15 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func connect(_ exchange: Exchange) {
         let loop = context.eventLoop
-        pool.acquire(exchange.upstream, connectTimeout: exchange.route.connectTimeout).hop(to: loop).assumeIsolated().whenComplete { result in
+        pool.acquire(exchange.upstream, connectTimeout: exchange.route.connectTimeout, fresh: exchange.retriedStale).hop(to: loop).assumeIsolated().whenComplete { result in
             guard self.exchange === exchange else {
-                if case .success(let channel) = result { channel.close(promise: nil) }
+                if case .success(let acquired) = result { acquired.channel.close(promise: nil) }
                 return
             }
             switch result {
-            case .success(let channel):
-                self.attach(exchange, channel)
+            case .success(let acquired):
+                exchange.reusedConnection = acquired.reused
+                self.attach(exchange, acquired.channel)
             case .failure(let error):
                 let idempotent = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE].contains(exchange.head.method)
                 if idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
@@ -476,6 +480,18 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func upstreamClosed(error: (any Error)?) {
         guard let exchange, !exchange.responseEnded else { return }
+        if exchange.responseHead == nil, exchange.reusedConnection, !exchange.retriedStale, exchange.bytesIn == 0, exchange.requestEnded {
+            // A kept-alive connection the upstream had closed while it idled: send the
+            // (bodyless, fully received) request once more on a fresh connection.
+            exchange.retriedStale = true
+            exchange.timer?.cancel()
+            exchange.handler?.delegate = nil
+            exchange.channel = nil
+            exchange.handler = nil
+            exchange.buffered = [.end(nil)]
+            connect(exchange)
+            return
+        }
         if exchange.responseHead == nil {
             fail(exchange, .badGateway(error.map { "upstream failed: \(Self.describe($0))" } ?? "upstream closed the connection before answering"))
         } else {
