@@ -26,6 +26,17 @@ public struct Router: Sendable {
     /// percent-encoded) and encoded slashes or backslashes would let an upstream that
     /// normalizes paths serve a different route than the one whose policy was applied.
     public static func unsafePath(_ path: String) -> String? {
+        // Fast path: nothing that could spell a dot segment, an encoding or a backslash.
+        var suspicious = false
+        var previousSlash = false
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "\\") || (byte == UInt8(ascii: "/") && previousSlash) {
+                suspicious = true
+                break
+            }
+            previousSlash = byte == UInt8(ascii: "/")
+        }
+        if !suspicious { return nil }
         let lowered = path.lowercased()
         for encoded in ["%2f", "%5c", "%00"] where lowered.contains(encoded) {
             return "encoded \(encoded.uppercased()) in the path is not accepted"

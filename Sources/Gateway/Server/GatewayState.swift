@@ -8,6 +8,10 @@ final class GatewayState: Sendable {
     let router: Router
     let verifier: TokenVerifier
     let authenticator: Authenticator
+    /// Header names the gateway owns (lower-case, with `-`): configured and default.
+    let ownedHeaders: Set<String>
+    /// Their lengths, a cheap first test per request header.
+    let ownedHeaderLengths: Set<Int>
     /// Round-robin position per route.
     let cursors: [AtomicCounter]
 
@@ -19,6 +23,8 @@ final class GatewayState: Sendable {
         authenticator = Authenticator(verifier: verifier, sources: config.auth.tokenSources, tenantClaim: config.identity.tenantClaim,
                                       onUnknownKid: onUnknownKid)
         cursors = config.routes.map { _ in AtomicCounter() }
+        ownedHeaders = Set(config.identity.namespace + IdentityConfig.defaultNames)
+        ownedHeaderLengths = Set(ownedHeaders.map(\.utf8.count))
     }
 
     /// The upstream order for one request: round robin from the route's cursor.

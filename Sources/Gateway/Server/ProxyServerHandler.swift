@@ -344,9 +344,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         headers.remove(name: "expect")
         // The identity namespace, also spelled with underscores (CGI-style backends read
         // X_User_Id as X-User-Id), and the default names even when renamed or disabled.
-        let owned = Set(identityConfig.namespace + IdentityConfig.defaultNames)
-        let spoofed = headers.map(\.name).filter { owned.contains($0.lowercased().replacingOccurrences(of: "_", with: "-")) }
-        for name in Set(spoofed) { headers.remove(name: name) }
+        let state = server.state
+        let owned = state.ownedHeaders
+        var spoofed: [String] = []
+        for (name, _) in headers where state.ownedHeaderLengths.contains(name.utf8.count) {
+            let canonical = name.lowercased().replacingOccurrences(of: "_", with: "-")
+            if owned.contains(canonical) { spoofed.append(name) }
+        }
+        for name in spoofed { headers.remove(name: name) }
         for name in ["forwarded", "x-real-ip", "x-forwarded-host"] { headers.remove(name: name) }
         if !route.forwardAuthorization {
             headers.remove(name: "authorization")
