@@ -111,6 +111,41 @@ import Testing
         #expect(try Curl.request(gw.url + "/auth/v1/health", ["-H", "apikey: forged.key.value"]).status == 401)
     }
 
+    @Test func loginsAreRateLimitedPerEmailWithA429() throws {
+        let gw = try TestGateway(config: Self.runtimeConfig.replacingOccurrences(of: "login_limit_per_email = 1000", with: "login_limit_per_email = 3"),
+                                 keys: GatewayServeTests.keys)
+        let email = "limited-\(UUID().uuidString.prefix(6).lowercased())@example.com"
+        _ = try Self.signUp(gw, email)  // attempt 1
+        let statuses = try (0..<3).map { _ in
+            try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "-H", "X-Supabase-Api-Version: 2024-01-01",
+                                                                               "--data", #"{"email":"\#(email)","password":"wrong-password-1"}"#])
+        }
+        #expect(statuses.map(\.status) == [400, 400, 429], "\(statuses.map(\.status))")
+        #expect(statuses.last?.json?["code"]?.string == "over_request_rate_limit")
+    }
+
+    /// `unknown_sessions = "create"`: a valid token (another project's) whose session_id the
+    /// runtime does not know gets a session, through the same intent validation.
+    @Test func unknownSessionsCanBeCreatedOnFirstUse() throws {
+        let up = try TestUpstream()
+        let config = Self.runtimeConfig.replacingOccurrences(of: "[runtime]\n", with: "[runtime]\nunknown_sessions = \"create\"\n")
+            + "[[route]]\npath = \"/api/v1/\"\nupstream = \"\(up.url)\"\nsession = \"required\"\n"
+        let gw = try TestGateway(config: config, keys: GatewayServeTests.keys)
+        let session = UUID().uuidString.lowercased()
+        let token = try GatewayServeTests.token(sub: UUID().uuidString.lowercased(), session: session)
+        #expect(try Curl.request(gw.url + "/api/v1/echo", Curl.bearer(token)).status == 200)
+        let created = try Curl.request(gw.url + "/api/session/\(session)", Curl.bearer(token))
+        #expect(created.status == 200 && created.json?["id"]?.string == session)
+        let badID = try GatewayServeTests.token(sub: UUID().uuidString.lowercased(), session: "not-a-uuid")
+        #expect(try Curl.request(gw.url + "/api/v1/echo", Curl.bearer(badID)).status == 403, "intent validation still applies")
+
+        let strict = try TestGateway(config: Self.runtimeConfig + "[[route]]\npath = \"/api/v1/\"\nupstream = \"\(up.url)\"\nsession = \"required\"\n",
+                                     keys: GatewayServeTests.keys)
+        let other = try GatewayServeTests.token(sub: UUID().uuidString.lowercased(), session: UUID().uuidString.lowercased())
+        let refused = try Curl.request(strict.url + "/api/v1/echo", Curl.bearer(other))
+        #expect(refused.status == 403 && refused.json?["reason"]?.string?.hasPrefix("session_not_found") == true, "reject is the default")
+    }
+
     @Test func usersCommand() throws {
         let gw = try TestGateway(config: Self.runtimeConfig, keys: GatewayServeTests.keys)
         let add = try CLI.run(["users", "add", "ops@example.com", "--config", gw.configPath, "--role", "service_role"], stdin: Array("ops-password-1\n".utf8))
