@@ -151,6 +151,15 @@ import Testing
         #expect(try Curl.request(sourced.url + "/x", ["-H", "Cookie: theme=dark; sb-access-token=\(token)"]).status == 200)
         #expect(try Curl.request(sourced.url + "/x?a=1&access_token=\(token)").status == 200)
         #expect(try Curl.request(sourced.url + "/x", Curl.bearer(token)).status == 401, "authorization is not a configured source")
+
+        // forward_authorization = false: no token reaches the upstream by any source.
+        let hidden = try TestGateway.withAuth(extraAuth: "token_sources = [\"cookie:sb-access-token\", \"query:access_token\", \"apikey\"]",
+                                              config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nforward_authorization = false\n", keys: Self.keys)
+        let viaCookie = try Curl.request(hidden.url + "/echo?a=1&access_token=\(token)", ["-H", "Cookie: theme=dark; sb-access-token=\(token)", "-H", "apikey: \(token)"])
+        #expect(viaCookie.status == 200)
+        #expect(!viaCookie.body.contains(String(token.split(separator: ".")[2])), "the token was forwarded: \(viaCookie.body)")
+        #expect(viaCookie.json?["headers"]?["cookie"]?.string == "theme=dark")
+        #expect(viaCookie.json?["path"]?.string == "/echo?a=1")
     }
 }
 

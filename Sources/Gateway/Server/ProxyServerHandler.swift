@@ -353,9 +353,29 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         for name in spoofed { headers.remove(name: name) }
         for name in ["forwarded", "x-real-ip", "x-forwarded-host"] { headers.remove(name: name) }
+        var query = query
         if !route.forwardAuthorization {
+            // Every place a token may come from: the headers, the configured cookies (only
+            // that cookie is cut) and query parameters.
             headers.remove(name: "authorization")
             headers.remove(name: "apikey")
+            for source in server.state.config.auth.tokenSources {
+                switch source {
+                case .cookie(let name):
+                    let kept = headers["cookie"].flatMap { $0.split(separator: ";") }
+                        .map { $0.trimmingCharacters(in: .whitespaces) }
+                        .filter { !$0.hasPrefix(name + "=") }
+                    headers.remove(name: "cookie")
+                    if !kept.isEmpty { headers.add(name: "cookie", value: kept.joined(separator: "; ")) }
+                case .query(let name):
+                    if let q = query {
+                        let kept = q.split(separator: "&").filter { !$0.hasPrefix(name + "=") && $0 != Substring(name) }
+                        query = kept.isEmpty ? nil : Substring(kept.joined(separator: "&"))
+                    }
+                case .authorization, .apikey:
+                    break
+                }
+            }
         }
         if let identity {
             if let user = identity.userID, !identityConfig.userID.isEmpty { headers.add(name: identityConfig.userID, value: user) }
