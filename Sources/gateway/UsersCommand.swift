@@ -96,18 +96,19 @@ struct UsersList: ParsableCommand {
     }
 }
 
+/// Disables (revoking the user's sessions) or enables a user.
+private func setDisabled(_ disabled: Bool, email: String, store: StoreOptions) throws {
+    let found = try store.withStore { store, _ in try await store.setDisabled(email: email, disabled, at: Date().timeIntervalSince1970) }
+    guard found else { throw CLIExit.rejected("no user with email \(email)") }
+    print(disabled ? "disabled \(email); their sessions are revoked" : "enabled \(email)")
+}
+
 struct UsersDisable: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "disable", abstract: "Disable a user and revoke their sessions.")
     @OptionGroup var store: StoreOptions
     @Argument(help: "Email address.") var email: String
 
-    func run() throws {
-        let email = self.email
-        guard try store.withStore({ store, _ in try await store.setDisabled(email: email, true, at: Date().timeIntervalSince1970) }) else {
-            throw CLIExit.rejected("no user with email \(email)")
-        }
-        print("disabled \(email); their sessions are revoked")
-    }
+    func run() throws { try setDisabled(true, email: email, store: store) }
 }
 
 struct UsersEnable: ParsableCommand {
@@ -115,11 +116,5 @@ struct UsersEnable: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @Argument(help: "Email address.") var email: String
 
-    func run() throws {
-        let email = self.email
-        guard try store.withStore({ store, _ in try await store.setDisabled(email: email, false, at: Date().timeIntervalSince1970) }) else {
-            throw CLIExit.rejected("no user with email \(email)")
-        }
-        print("enabled \(email)")
-    }
+    func run() throws { try setDisabled(false, email: email, store: store) }
 }

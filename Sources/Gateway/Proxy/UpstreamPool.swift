@@ -43,9 +43,4 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
         }
         idle[key, default: []].append(channel)
     }
-
-    func closeAll() {
-        for channels in idle.values { channels.forEach { $0.close(promise: nil) } }
-        idle.removeAll()
-    }
 }

@@ -2,7 +2,6 @@ import JOSE
 
 typealias AuthFailureReasonAndMessage = (AuthFailure.Reason, String)
 
-import Synchronization
 
 /// What the runtime knows of a session named by a token's `session_id`.
 public enum SessionStatus: Sendable, Equatable {
@@ -12,23 +11,9 @@ public enum SessionStatus: Sendable, Equatable {
 }
 
 /// The gateway's view of the runtime: look the token's session up. Backed by the runtime's
-/// store (`RuntimeSessions`), or held in memory for tests of the lookup itself.
+/// store (`RuntimeSessions`); a remote runtime client would be another conformance.
 public protocol SessionLookup: Sendable {
     func status(of sessionID: String, for identity: Identity) async throws -> SessionStatus
-}
-
-/// Sessions held in memory: the embedded default until a store is configured, and the
-/// store tests drive directly.
-public final class InMemorySessions: SessionLookup {
-    private let sessions = Mutex<[String: SessionStatus]>([:])
-
-    public init() {}
-
-    public func put(_ id: String, _ status: SessionStatus) { sessions.withLock { $0[id] = status } }
-
-    public func status(of sessionID: String, for identity: Identity) async throws -> SessionStatus {
-        sessions.withLock { $0[sessionID] } ?? .notFound
-    }
 }
 
 extension SessionStatus {

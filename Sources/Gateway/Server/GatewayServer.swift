@@ -14,8 +14,8 @@ public final class GatewayServer: Sendable {
     public let group: MultiThreadedEventLoopGroup
     let metrics: GatewayMetrics
     let sessions: any SessionLookup
-    let localAPI: LocalAPI?
-    public let store: (any StateStore)?
+    let localAPI: LocalAPI
+    public let store: any StateStore
     public let events = SessionEvents()
     /// Cache followers and the PostgreSQL event relay; they end with the process.
     nonisolated(unsafe) private var backgroundTasks: [Task<Void, Never>] = []  // appended in init and start, before serving
@@ -45,14 +45,7 @@ public final class GatewayServer: Sendable {
         return try GatewayServer(config: config, group: group, store: store, logger: logger)
     }
 
-    /// A server whose session checks go to `sessions` and which serves no identity endpoints
-    /// (for tests of the proxy alone).
-    public convenience init(config: GatewayConfig, threads: Int? = nil, sessions: any SessionLookup, logger: Logger) throws {
-        let count = threads ?? (config.server.threads > 0 ? config.server.threads : System.coreCount)
-        try self.init(config: config, group: MultiThreadedEventLoopGroup(numberOfThreads: max(1, count)), store: nil, sessions: sessions, logger: logger)
-    }
-
-    init(config: GatewayConfig, group: MultiThreadedEventLoopGroup, store: (any StateStore)?, sessions: (any SessionLookup)? = nil, logger: Logger) throws {
+    init(config: GatewayConfig, group: MultiThreadedEventLoopGroup, store: any StateStore, logger: Logger) throws {
         self.group = group
         keys = try KeyStore(directory: config.auth.keys)
         remote = config.auth.jwksURLs.isEmpty ? nil : RemoteJWKS(urls: config.auth.jwksURLs, keys: keys, eventLoopGroup: group, logger: logger)
@@ -68,29 +61,23 @@ public final class GatewayServer: Sendable {
         settings.defaultContract = config.runtime.contracts[0]
         settings.loginLimitPerIP = config.runtime.loginLimitPerIP
         settings.loginLimitPerEmail = config.runtime.loginLimitPerEmail
-        if let store {
-            let auth = AuthService(store: store, keys: keys, settings: settings, events: events)
-            localAPI = LocalAPI(auth: auth, store: store, runtime: config.runtime)
-            let cache = SessionCache(ttl: config.runtime.sessionCache)
-            let events = self.events
-            backgroundTasks.append(Task { await cache.follow(events) })
-            if let postgres = store as? PostgresStore {
-                backgroundTasks.append(Task { [logger] in
-                    while !Task.isCancelled {
-                        do { try await postgres.relayEvents(into: events) } catch {
-                            logger.warning("session event relay (LISTEN gateway_sessions) failed; retrying", metadata: ["error": "\(error)"])
-                        }
-                        try? await Task.sleep(nanoseconds: 1_000_000_000)
+        let auth = AuthService(store: store, keys: keys, settings: settings, events: events)
+        localAPI = LocalAPI(auth: auth, store: store, runtime: config.runtime)
+        let cache = SessionCache(ttl: config.runtime.sessionCache)
+        let events = self.events
+        backgroundTasks.append(Task { await cache.follow(events) })
+        if let postgres = store as? PostgresStore {
+            backgroundTasks.append(Task { [logger] in
+                while !Task.isCancelled {
+                    do { try await postgres.relayEvents(into: events) } catch {
+                        logger.warning("session event relay (LISTEN gateway_sessions) failed; retrying", metadata: ["error": "\(error)"])
                     }
-                })
-            }
-            self.sessions = sessions ?? RuntimeSessions(store: store, createUnknown: config.runtime.unknownSessions == "create",
-                                                        validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL,
-                                                        cache: cache)
-        } else {
-            localAPI = nil
-            self.sessions = sessions ?? InMemorySessions()
+                    try? await Task.sleep(nanoseconds: 1_000_000_000)
+                }
+            })
         }
+        sessions = RuntimeSessions(store: store, createUnknown: config.runtime.unknownSessions == "create",
+                                   validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL, cache: cache)
         self.logger = logger
         if let sink = LogSink.open(config.server.accessLog) {
             accessLog = Logger(label: "access") { JSONLineLogHandler(label: $0, sink: sink) }

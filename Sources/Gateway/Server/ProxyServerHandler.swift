@@ -84,7 +84,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         /// re-armed for every body part.
         var lastActivity: UInt64 = 0
         var idleTimerArmed = false
-        var sentUpstream = false
         var upstreamStarted: UInt64 = 0
         /// The upstream's own answer allowed reusing its connection.
         var upstreamKeepAlive = true
@@ -263,7 +262,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if head.method == .GET || head.method == .HEAD, let answer = server.builtIn(path: path, state: state) {
             return respondBuiltIn(answer, head: head, requestID: requestID, keepAlive: keepAlive)
         }
-        if let api = server.localAPI, api.owns(path) {
+        if server.localAPI.owns(path) {
             local = LocalExchange(head: head, path: path, query: query, requestID: requestID)
             return
         }
@@ -300,7 +299,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
         let upstreams = state.upstreams(for: route)
         let upstreamHead = forwardHead(head, route: route, upstream: upstreams[0], path: path, query: query, identity: identity,
-                                       requestID: requestID, identityConfig: state.config.identity)
+                                       requestID: requestID, state: state)
         let exchange = Exchange(requestID: requestID, route: route, head: head, upstreamHead: upstreamHead, upstreams: upstreams)
         exchange.identity = identity
         self.exchange = exchange
@@ -338,13 +337,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The request as the upstream sees it: hop-by-hop headers gone, the identity namespace
     /// replaced by verified values, forwarding headers added.
     private func forwardHead(_ head: HTTPRequestHead, route: RouteConfig, upstream: Upstream, path: String, query: Substring?,
-                             identity: Identity?, requestID: String, identityConfig: IdentityConfig) -> HTTPRequestHead {
+                             identity: Identity?, requestID: String, state: GatewayState) -> HTTPRequestHead {
+        let identityConfig = state.config.identity
         var headers = head.headers
         HopByHop.strip(&headers, keepChunked: true)
         headers.remove(name: "expect")
         // The identity namespace, also spelled with underscores (CGI-style backends read
         // X_User_Id as X-User-Id), and the default names even when renamed or disabled.
-        let state = server.state
         let owned = state.ownedHeaders
         var spoofed: [String] = []
         for (name, _) in headers where state.ownedHeaderLengths.contains(name.utf8.count) {
@@ -359,7 +358,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // that cookie is cut) and query parameters.
             headers.remove(name: "authorization")
             headers.remove(name: "apikey")
-            for source in server.state.config.auth.tokenSources {
+            for source in state.config.auth.tokenSources {
                 switch source {
                 case .cookie(let name):
                     let kept = headers["cookie"].flatMap { $0.split(separator: ";") }
@@ -434,7 +433,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         handler.delegate = self
         exchange.upstreamStarted = DispatchTime.now().uptimeNanoseconds
         channel.write(HTTPClientRequestPart.head(exchange.upstreamHead), promise: nil)
-        exchange.sentUpstream = true
         for part in exchange.buffered { channel.write(part, promise: nil) }
         exchange.buffered.removeAll()
         upstreamNeedsFlush = true
@@ -603,7 +601,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Hands a complete local request to the API and writes its answer when it comes.
     private func dispatch(_ local: LocalExchange) {
-        guard let api = server.localAPI else { return }
+        let api = server.localAPI
         local.dispatched = true
         let request = LocalRequest(method: local.head.method, path: local.path, query: LocalRequest.parseQuery(local.query),
                                    headers: local.head.headers, body: local.body, remoteIP: remoteIP)

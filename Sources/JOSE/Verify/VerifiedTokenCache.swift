@@ -72,5 +72,4 @@ public final class VerifiedTokenCache: Sendable {
         state.withLock { ($0.hits, $0.misses, $0.evictions, $0.entries.count) }
     }
 
-    public func removeAll() { state.withLock { $0.entries.removeAll() } }
 }
