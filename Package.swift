@@ -7,6 +7,9 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// The request path: dynamic exclusivity checks off (the compiler's static checks stay).
+let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "gateway",
     platforms: [.macOS(.v15)],
@@ -42,7 +45,7 @@ let package = Package(
         .target(
             name: "JOSE",
             dependencies: ["COpenSSL", "CJansson"],
-            swiftSettings: strict
+            swiftSettings: strict + fast
         ),
 
         // Sessions, intents and their validation, the state surface (SQLite, PostgreSQL),
@@ -75,7 +78,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict + fast
         ),
 
         // The command line: serve, token inspect|verify|mint, keys, config check.

@@ -19,13 +19,20 @@ struct Authenticator: Sendable {
     func authenticate(route: RouteConfig, head: HTTPRequestHead, query: Substring?) -> Outcome {
         if route.auth == .public { return .pass(nil) }
         guard var token = Self.token(in: head, query: query, sources: sources) else {
+            return authenticate(route: route, token: nil)
+        }
+        return token.withUTF8 { authenticate(route: route, token: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The policy for a token already found (nil: none was sent), given as its bytes.
+    func authenticate(route: RouteConfig, token: UnsafeRawBufferPointer?) -> Outcome {
+        if route.auth == .public { return .pass(nil) }
+        guard let token else {
             if route.auth == .optional { return .pass(nil) }
             return .refuse(AuthFailure(.missingToken, "no token: send Authorization: Bearer <token>"))
         }
         do {
-            let verified = try token.withUTF8 { raw -> Result<VerifiedToken, AuthFailure> in
-                Result { () throws(AuthFailure) in try verifier.verify(bytes: UnsafeRawBufferPointer(raw)) }
-            }.get()
+            let verified = try verifier.verify(bytes: token)
             let identity = Identity(token: verified, tenantClaim: tenantClaim)
             try RoutePolicy.check(route, identity)
             return .pass(identity)

@@ -126,6 +126,8 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
     public let host: String
     public let port: Int
     public let basePath: String
+    /// `host:port`, the key of pooled connections (made once, not per request).
+    public let origin: String
 
     public init?(_ url: String) {
         guard url.hasPrefix("http://") else { return nil }
@@ -147,6 +149,7 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
         self.host = host
         self.port = port
         self.basePath = base
+        self.origin = "\(host):\(port)"
     }
 
     public var description: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(basePath)" }

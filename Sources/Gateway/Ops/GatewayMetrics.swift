@@ -13,7 +13,7 @@ import Synchronization
 public final class GatewayMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
-    private let requests = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let requests = Mutex<[String: [Int: CoreMetrics.Counter]]>([:])
     private let verifications = Mutex<[String: CoreMetrics.Counter]>([:])
     private let latency = Mutex<[String: CoreMetrics.Timer]>([:])
     private let connections = Atomic<Int>(0)
@@ -35,11 +35,10 @@ public final class GatewayMetrics: Sendable {
     }
 
     func request(route: String, status: Int) {
-        let key = "\(route)\u{0}\(status)"
         let counter = requests.withLock { counters in
-            if let c = counters[key] { return c }
+            if let c = counters[route]?[status] { return c }
             let c = CoreMetrics.Counter(label: "gateway_requests_total", dimensions: [("route", route), ("status", String(status))], factory: factory)
-            counters[key] = c
+            counters[route, default: [:]][status] = c
             return c
         }
         counter.increment()

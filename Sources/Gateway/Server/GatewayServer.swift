@@ -25,6 +25,7 @@ public final class GatewayServer: Sendable {
     /// Other projects' JWKS URLs, if any.
     private let remote: RemoteJWKS?
     private let pools: [ObjectIdentifier: UpstreamPool]
+    private let rawPools: [ObjectIdentifier: UpstreamPool]
     private let draining = Atomic<Bool>(false)
     private let accessLog: Logger?
     public let logger: Logger
@@ -84,11 +85,13 @@ public final class GatewayServer: Sendable {
         } else {
             accessLog = nil
         }
-        var pools: [ObjectIdentifier: UpstreamPool] = [:]
+        var pools: [ObjectIdentifier: UpstreamPool] = [:], rawPools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop)
+            rawPools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop, raw: true)
         }
         self.pools = pools
+        self.rawPools = rawPools
     }
 
     var state: GatewayState { current.withLock { $0 } }
@@ -113,11 +116,13 @@ public final class GatewayServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let pool = self.pools[ObjectIdentifier(channel.eventLoop)]!
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ProxyServerHandler(server: self, pool: pool))
+                    // The direct path first; it hands the connection to the full HTTP stack
+                    // (ProxyServerHandler) when a request needs it.
+                    let loop = ObjectIdentifier(channel.eventLoop)
+                    try channel.pipeline.syncOperations.addHandler(DirectProxyHandler(server: self, pool: self.rawPools[loop]!, httpPool: self.pools[loop]!))
                 }
             }
             .bind(host: config.server.host, port: config.server.port).get()
@@ -190,7 +195,7 @@ public final class GatewayServer: Sendable {
     // MARK: Accounting
 
     func requestFinished(route: String, status: Int, method: String, uri: String, requestID: String, started: UInt64,
-                         upstream: String?, identity: Identity?, bytesIn: Int, bytesOut: Int, note: String?) {
+                         upstream: Upstream?, identity: Identity?, bytesIn: Int, bytesOut: Int, note: String?) {
         metrics.request(route: route, status: status)
         guard let accessLog else { return }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6

@@ -25,6 +25,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var discarding = false
     private var closeAfterDiscard = false
     private var pendingRead = false
+    private var inputClosed = false
     /// Pipelined requests that arrived while another was in progress, replayed in order once
     /// it is answered (this handler does HTTP/1.1 pipelining itself).
     private var queued: [HTTPServerRequestPart] = []
@@ -154,11 +155,24 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if exchange == nil, local == nil, !discarding { context.close(promise: nil) }
             return
         }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // Only when the direct path saw the client shut its side before handing over.
+            inputClosed = true
+            closeIfFinished()
+            return
+        }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The client sent all it will: close once everything it asked for is answered.
+    private func closeIfFinished() {
+        guard inputClosed, exchange == nil, local == nil, !discarding, queued.isEmpty else { return }
+        context.close(promise: nil)
     }
 
     private func resumeClientReads() {
         drainQueue()
+        closeIfFinished()
         guard pendingRead, queued.isEmpty, local?.dispatched != true else { return }
         pendingRead = false
         context.read()
@@ -593,7 +607,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if reusable { pool.release(channel, exchange.upstream) } else { channel.close(promise: nil) }
         }
         server.requestFinished(route: exchange.route.name, status: status, method: exchange.head.method.rawValue, uri: exchange.head.uri,
-                               requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream.description,
+                               requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
                                identity: exchange.identity, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut, note: note)
     }
 

@@ -1,0 +1,240 @@
+import Foundation
+
+/// Byte-level HTTP/1.1 reading for the direct proxy path: finds where a head ends, splits it
+/// into lines and header fields as offsets into the bytes it was given, and follows chunked
+/// framing without copying. Strict: anything it does not fully understand is reported as
+/// such, and the caller hands the connection to the full HTTP stack instead of guessing.
+enum HTTPScan {
+    static let cr: UInt8 = 0x0D, lf: UInt8 = 0x0A, sp: UInt8 = 0x20, tab: UInt8 = 0x09, colon: UInt8 = 0x3A
+
+    /// The offset just past the empty line that ends a head in `p`, or nil when it has not
+    /// all arrived. A bare LF counts as a line end here so such heads are found (and then
+    /// refused by the field scan, not waited on forever).
+    static func headEnd(_ p: UnsafeRawBufferPointer, from start: Int = 0) -> Int? {
+        guard let base = p.baseAddress, p.count > start else { return nil }
+        var i = start
+        while i < p.count, let found = memchr(base + i, Int32(lf), p.count - i) {
+            let j = base.distance(to: UnsafeRawPointer(found))
+            if j >= 1, p[j - 1] == lf { return j + 1 }
+            if j >= 2, p[j - 1] == cr, p[j - 2] == lf { return j + 1 }
+            i = j + 1
+        }
+        return nil
+    }
+
+    /// RFC 9110 tchar.
+    @inline(__always)
+    static func isTokenChar(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
+        default: return false
+        }
+    }
+
+    /// One header field: the whole line (with its CRLF), the name, and the value without
+    /// surrounding whitespace, all as offsets.
+    struct Field {
+        var line: Range<Int>
+        var name: Range<Int>
+        var value: Range<Int>
+    }
+
+    /// Splits the field lines from `start` up to `end` (the offset `headEnd` returned).
+    /// Returns false on anything but `token ":" OWS value OWS CRLF` with visible or
+    /// whitespace characters in the value: bare LF, obsolete folding, control characters.
+    static func fields(_ p: UnsafeRawBufferPointer, from start: Int, to end: Int, into out: inout [Field]) -> Bool {
+        var i = start
+        while i < end {
+            if p[i] == cr { return i + 2 == end && p[i + 1] == lf }
+            let nameStart = i
+            while i < end, isTokenChar(p[i]) { i += 1 }
+            guard i > nameStart, i < end, p[i] == colon else { return false }
+            let nameEnd = i
+            i += 1
+            while i < end, p[i] == sp || p[i] == tab { i += 1 }
+            let valueStart = i
+            var valueEnd = i
+            while i < end {
+                let b = p[i]
+                if b == cr { break }
+                if b < 0x20 && b != tab || b == 0x7F { return false }
+                i += 1
+                if b != sp && b != tab { valueEnd = i }
+            }
+            guard i + 1 < end, p[i] == cr, p[i + 1] == lf else { return false }
+            i += 2
+            out.append(Field(line: nameStart..<i, name: nameStart..<nameEnd, value: valueStart..<valueEnd))
+        }
+        return false
+    }
+
+    /// Whether `p[range]` equals the lower-case ASCII `name`, ignoring case.
+    @inline(__always)
+    static func equalsLowercase(_ p: UnsafeRawBufferPointer, _ range: Range<Int>, _ name: StaticString) -> Bool {
+        guard range.count == name.utf8CodeUnitCount else { return false }
+        let lit = name.utf8Start
+        var i = 0
+        for k in range {
+            var b = p[k]
+            if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+            if b != lit[i] { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// The bytes as a String (header values are visible ASCII or obs-text; the latter is decoded leniently).
+    @inline(__always)
+    static func string(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: p[range]), as: UTF8.self)
+    }
+
+    /// A non-negative decimal of at most 18 digits, or nil.
+    static func decimal(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 18 else { return nil }
+        var value = 0
+        for k in range {
+            let b = p[k]
+            guard b >= 0x30 && b <= 0x39 else { return nil }
+            value = value * 10 + Int(b - 0x30)
+        }
+        return value
+    }
+
+    /// Calls `body` with the range of each comma-separated element of a list value, without
+    /// surrounding whitespace (compare with `equalsLowercase`).
+    static func listElements(_ p: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            while i < range.upperBound, p[i] == sp || p[i] == tab || p[i] == 0x2C { i += 1 }
+            let start = i
+            var end = i
+            while i < range.upperBound, p[i] != 0x2C {
+                if p[i] != sp && p[i] != tab { end = i + 1 }
+                i += 1
+            }
+            if end > start { body(start..<end) }
+        }
+    }
+
+    /// The host of a Host value, lower-cased, without the port (IPv6 literals without brackets).
+    static func hostName(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        var start = range.lowerBound, end = range.upperBound
+        if start < end, p[start] == UInt8(ascii: "[") {
+            start += 1
+            var k = start
+            while k < end, p[k] != UInt8(ascii: "]") { k += 1 }
+            end = k
+        } else {
+            var k = start
+            while k < end, p[k] != colon { k += 1 }
+            end = k
+        }
+        var lowered = false
+        for k in start..<end where p[k] >= 0x41 && p[k] <= 0x5A { lowered = true; break }
+        guard lowered else { return string(p, start..<end) }
+        return String(unsafeUninitializedCapacity: end - start) { out in
+            for k in start..<end { let b = p[k]; out[k - start] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+            return end - start
+        }
+    }
+
+    /// A header name lower-cased with `_` read as `-` (how CGI-style backends see it).
+    static func canonicalName(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        String(unsafeUninitializedCapacity: range.count) { out in
+            var i = 0
+            for k in range {
+                var b = p[k]
+                if b >= 0x41 && b <= 0x5A { b |= 0x20 } else if b == 0x5F { b = 0x2D }
+                out[i] = b
+                i += 1
+            }
+            return range.count
+        }
+    }
+}
+
+/// Follows a chunked body (RFC 9112 section 7.1) byte by byte so it can be forwarded as it
+/// is, and says where it ends.
+struct ChunkedScanner {
+    private enum State { case size, extensions, sizeLF, data, dataCR, dataLF, trailerStart, trailer, endLF }
+    private var state = State.size
+    private var remaining: UInt64 = 0
+    private var sawDigit = false
+
+    enum Outcome: Equatable {
+        /// All of it belongs to the body and the body goes on.
+        case more
+        /// The body ends after this many bytes.
+        case ends(Int)
+        case malformed
+    }
+
+    mutating func scan(_ p: UnsafeRawBufferPointer) -> Outcome {
+        var i = 0
+        let n = p.count
+        while i < n {
+            let b = p[i]
+            switch state {
+            case .size:
+                let digit: UInt64
+                switch b {
+                case 0x30...0x39: digit = UInt64(b - 0x30)
+                case 0x41...0x46: digit = UInt64(b - 0x41 + 10)
+                case 0x61...0x66: digit = UInt64(b - 0x61 + 10)
+                case 0x3B, HTTPScan.sp, HTTPScan.tab:
+                    guard sawDigit else { return .malformed }
+                    state = .extensions
+                    i += 1
+                    continue
+                case HTTPScan.cr:
+                    guard sawDigit else { return .malformed }
+                    state = .sizeLF
+                    i += 1
+                    continue
+                default: return .malformed
+                }
+                guard remaining < 1 << 40 else { return .malformed }
+                remaining = remaining * 16 + digit
+                sawDigit = true
+                i += 1
+            case .extensions:
+                if b == HTTPScan.cr { state = .sizeLF } else if b == HTTPScan.lf { return .malformed }
+                i += 1
+            case .sizeLF:
+                guard b == HTTPScan.lf else { return .malformed }
+                i += 1
+                sawDigit = false
+                state = remaining == 0 ? .trailerStart : .data
+            case .data:
+                let take = min(UInt64(n - i), remaining)
+                i += Int(take)
+                remaining -= take
+                if remaining == 0 { state = .dataCR }
+            case .dataCR:
+                guard b == HTTPScan.cr else { return .malformed }
+                state = .dataLF
+                i += 1
+            case .dataLF:
+                guard b == HTTPScan.lf else { return .malformed }
+                state = .size
+                i += 1
+            case .trailerStart:
+                if b == HTTPScan.cr {
+                    state = .endLF
+                    i += 1
+                } else {
+                    state = .trailer
+                }
+            case .trailer:
+                if b == HTTPScan.lf { state = .trailerStart }
+                i += 1
+            case .endLF:
+                guard b == HTTPScan.lf else { return .malformed }
+                return .ends(i + 1)
+            }
+        }
+        return .more
+    }
+}

@@ -1,0 +1,830 @@
+import Foundation
+import JOSE
+import NIOCore
+import NIOHTTP1
+
+/// The first handler on every client connection: the direct path for the common request, a
+/// complete HTTP/1.1 head with no body going to an upstream. It reads the head as bytes,
+/// routes and authenticates it, writes the upstream request as bytes (the client's header
+/// lines copied, the gateway's own added), and passes the response through as bytes, reading
+/// only its head and its framing. No HTTP objects are made on the way.
+///
+/// Anything else (a request body, `Expect`, an upgrade, HTTP/1.0, the gateway's own endpoints,
+/// session checks in the runtime, a refused token, a head it does not fully understand) hands
+/// the connection, with the bytes not yet used, to the full HTTP stack (NIOHTTP1 and
+/// `ProxyServerHandler`), which answers it as before; the connection stays there. Both paths
+/// apply the same routes, policy, header rules and error vocabulary.
+final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawUpstreamDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let server: GatewayServer
+    private let pool: UpstreamPool
+    private let httpPool: UpstreamPool
+    private var context: ChannelHandlerContext!
+    /// Client bytes not used yet (a partial head, or pipelined requests).
+    private var inbound: ByteBuffer?
+    private var exchange: Exchange?
+    private var pendingRead = false
+    private var handedOver = false
+    private var closing = false
+    /// The client shut its sending side: answer what it sent, then close.
+    private var inputClosed = false
+    /// Client bytes buffered beyond this hold further reads (pipelined requests wait in the socket).
+    private static let inboundLimit = 1 << 16
+    private var clientNeedsFlush = false
+    private var remoteIP = ""
+    private var fields: [HTTPScan.Field] = []
+    /// One timer per connection, re-armed when it fires rather than per request: it checks
+    /// the exchange's deadline then (scheduling and cancelling per request cost more than
+    /// the rest of a request's bookkeeping).
+    private var timer: Scheduled<Void>?
+    private var timerDue: UInt64 = 0
+
+    init(server: GatewayServer, pool: UpstreamPool, httpPool: UpstreamPool) {
+        self.server = server
+        self.pool = pool
+        self.httpPool = httpPool
+        fields.reserveCapacity(32)
+    }
+
+    /// How an upstream response body ends.
+    enum Framing {
+        case none
+        case length(Int)
+        case chunked(ChunkedScanner)
+        case untilClose
+    }
+
+    /// One request on the direct path.
+    final class Exchange {
+        let requestID: String
+        let route: RouteConfig
+        let method: String
+        let target: String
+        let path: String
+        let query: Substring?
+        let isHead: Bool
+        let idempotent: Bool
+        let keepAlive: Bool
+        let identity: Identity?
+        let started = DispatchTime.now().uptimeNanoseconds
+        /// The header block for the upstream (every line after the request line).
+        let headerBlock: ByteBuffer
+        var upstreams: [Upstream]
+        var upstream: Upstream
+        var attempt = 0
+        var retriedStale = false
+        var reused = false
+        var channel: (any Channel)?
+        var handler: RawUpstreamHandler?
+        var upstreamStarted: UInt64 = 0
+        /// Upstream bytes of a response head not complete yet.
+        var responseHead: ByteBuffer?
+        var framing: Framing?
+        var status = 0
+        var bytesOut = 0
+        var upstreamKeepAlive = true
+        var clientClose = false
+        var lastActivity: UInt64 = 0
+
+        /// When the exchange times out: no response head within the first-byte timeout, or
+        /// nothing from the upstream for the idle timeout.
+        var deadline: UInt64 {
+            framing == nil ? upstreamStarted &+ UInt64(route.firstByteTimeout * 1e9) : lastActivity &+ UInt64(route.idleTimeout * 1e9)
+        }
+
+        init(requestID: String, route: RouteConfig, method: String, target: String, path: String, query: Substring?, keepAlive: Bool,
+             identity: Identity?, headerBlock: ByteBuffer, upstreams: [Upstream]) {
+            self.requestID = requestID
+            self.route = route
+            self.method = method
+            self.target = target
+            self.path = path
+            self.query = query
+            self.isHead = method == "HEAD"
+            self.idempotent = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"].contains(method)
+            self.keepAlive = keepAlive
+            self.identity = identity
+            self.headerBlock = headerBlock
+            self.upstreams = upstreams
+            self.upstream = upstreams[0]
+        }
+    }
+
+    // MARK: Connection
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        remoteIP = context.channel.remoteAddress?.ipAddress ?? ""
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        server.metrics.connectionOpened()
+        server.connections.opened(context.channel)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        server.metrics.connectionClosed()
+        server.connections.closed(context.channel)
+        if let exchange {
+            self.exchange = nil
+            finish(exchange, status: exchange.status == 0 ? 499 : exchange.status, reusable: false, note: "client closed")
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            if exchange == nil { context.close(promise: nil) }
+            return
+        }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            if exchange == nil { nextRequest() }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Reads go on while a request is in flight (holding them would change the socket's epoll
+    /// interest twice per request); what arrives waits in `inbound`, up to `inboundLimit`.
+    func read(context: ChannelHandlerContext) {
+        if closing || (inbound?.readableBytes ?? 0) > Self.inboundLimit {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    private func resumeClientReads() {
+        if inputClosed, exchange == nil, !closing, !handedOver { return closeAfterWrites() }
+        guard pendingRead, !closing, !handedOver, (inbound?.readableBytes ?? 0) <= Self.inboundLimit else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { exchange?.handler?.resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Requests
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        if closing { return }
+        if inbound == nil || inbound!.readableBytes == 0 {
+            inbound = bytes
+        } else {
+            var incoming = bytes
+            inbound!.writeBuffer(&incoming)
+        }
+        if exchange == nil { nextRequest() }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushClient()
+        context.fireChannelReadComplete()
+    }
+
+    private enum Decision {
+        case wait
+        case handOver
+        case forward(Exchange, consumed: Int)
+    }
+
+    /// Takes the next complete request from `inbound`, if there is one and nothing is in flight.
+    private func nextRequest() {
+        guard exchange == nil, !handedOver, !closing, let buffered = inbound, buffered.readableBytes > 0 else {
+            resumeClientReads()
+            return
+        }
+        let state = server.state
+        let decision = buffered.withUnsafeReadableBytes { examine($0, state: state) }
+        switch decision {
+        case .wait:
+            if buffered.readableBytes > state.config.server.maxHeaderBytes + 4 { return handOver() }
+            resumeClientReads()
+        case .handOver:
+            handOver()
+        case .forward(let exchange, let consumed):
+            inbound!.moveReaderIndex(forwardBy: consumed)
+            if inbound!.readableBytes == 0 { inbound = nil }
+            self.exchange = exchange
+            if exchange.identity != nil { server.metrics.verification("valid") }
+            connect(exchange)
+        }
+    }
+
+    /// Reads one request head from the client's bytes and decides what happens to it.
+    private func examine(_ p: UnsafeRawBufferPointer, state: GatewayState) -> Decision {
+        guard let end = HTTPScan.headEnd(p) else { return .wait }
+        let config = state.config
+        if server.isDraining || end > config.server.maxHeaderBytes { return .handOver }
+
+        // Request line: method SP origin-form SP HTTP/1.1 CRLF.
+        var i = 0
+        while i < end, HTTPScan.isTokenChar(p[i]) { i += 1 }
+        guard i > 0, i < end, p[i] == HTTPScan.sp else { return .handOver }
+        let methodRange = 0..<i
+        i += 1
+        let targetStart = i
+        guard i < end, p[i] == UInt8(ascii: "/") else { return .handOver }
+        while i < end, p[i] > 0x20, p[i] != 0x7F { i += 1 }
+        let targetRange = targetStart..<i
+        guard i + 10 <= end, p[i] == HTTPScan.sp else { return .handOver }
+        let version = UnsafeRawBufferPointer(rebasing: p[(i + 1)..<(i + 9)])
+        guard version.elementsEqual("HTTP/1.1".utf8), p[i + 9] == HTTPScan.cr, p[i + 10] == HTTPScan.lf else { return .handOver }
+        let linesStart = i + 11
+
+        fields.removeAll(keepingCapacity: true)
+        guard HTTPScan.fields(p, from: linesStart, to: end, into: &fields) else { return .handOver }
+
+        // What the request says about itself; every header the gateway owns or drops is
+        // noted, the rest is copied as it came.
+        var host: Range<Int>? = nil, authorization: Range<Int>? = nil, apikey: Range<Int>? = nil
+        var cookie: Range<Int>? = nil, requestIDField: Range<Int>? = nil, forwardedFor: Range<Int>? = nil
+        var keepAlive = true
+        var dropped = 0  // bit i set: fields[i] is not copied
+        var droppedMore: Set<Int> = []
+        func drop(_ index: Int) { if index < 64 { dropped |= 1 << index } else { droppedMore.insert(index) } }
+        for (index, field) in fields.enumerated() {
+            let name = field.name
+            switch name.count {
+            case 4 where HTTPScan.equalsLowercase(p, name, "host"):
+                guard host == nil else { return .handOver }
+                host = field.value
+            case 13 where HTTPScan.equalsLowercase(p, name, "authorization"):
+                guard authorization == nil else { return .handOver }
+                authorization = field.value
+            case 6 where HTTPScan.equalsLowercase(p, name, "apikey"):
+                guard apikey == nil else { return .handOver }
+                apikey = field.value
+            case 6 where HTTPScan.equalsLowercase(p, name, "cookie"):
+                guard cookie == nil else { return .handOver }
+                cookie = field.value
+            case 6 where HTTPScan.equalsLowercase(p, name, "expect"):
+                return .handOver
+            case 7 where HTTPScan.equalsLowercase(p, name, "upgrade"):
+                return .handOver
+            case 14 where HTTPScan.equalsLowercase(p, name, "content-length"):
+                guard HTTPScan.decimal(p, field.value) == 0 else { return .handOver }
+            case 17 where HTTPScan.equalsLowercase(p, name, "transfer-encoding"):
+                return .handOver
+            case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
+                var other = false
+                HTTPScan.listElements(p, field.value) { token in
+                    if HTTPScan.equalsLowercase(p, token, "close") {
+                        keepAlive = false
+                    } else if !HTTPScan.equalsLowercase(p, token, "keep-alive") {
+                        other = true
+                    }
+                }
+                if other { return .handOver }  // a header named as hop-by-hop: the full path removes it
+                drop(index)
+            case 10 where HTTPScan.equalsLowercase(p, name, "keep-alive"),
+                 2 where HTTPScan.equalsLowercase(p, name, "te"),
+                 7 where HTTPScan.equalsLowercase(p, name, "trailer"),
+                 16 where HTTPScan.equalsLowercase(p, name, "proxy-connection"),
+                 18 where HTTPScan.equalsLowercase(p, name, "proxy-authenticate"),
+                 19 where HTTPScan.equalsLowercase(p, name, "proxy-authorization"),
+                 9 where HTTPScan.equalsLowercase(p, name, "forwarded"),
+                 9 where HTTPScan.equalsLowercase(p, name, "x-real-ip"),
+                 16 where HTTPScan.equalsLowercase(p, name, "x-forwarded-host"),
+                 17 where HTTPScan.equalsLowercase(p, name, "x-forwarded-proto"):
+                drop(index)
+            case 12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
+                requestIDField = field.value
+                drop(index)
+            case 15 where HTTPScan.equalsLowercase(p, name, "x-forwarded-for"):
+                guard forwardedFor == nil else { return .handOver }
+                forwardedFor = field.value
+                drop(index)
+            default:
+                break
+            }
+            // The identity namespace, in any case and with `_` for `-`.
+            if state.ownedHeaderLengths.contains(name.count) {
+                if state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { drop(index) }
+            }
+        }
+        guard let host else { return .handOver }
+
+        // Route.
+        let target = HTTPScan.string(p, targetRange)
+        let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let path = queryStart.map { String(target[..<$0]) } ?? target
+        let query = queryStart.map { target[target.index(after: $0)...] }
+        if Router.unsafePath(path) != nil { return .handOver }
+        switch path {
+        case "/healthz", "/readyz", "/metrics": return .handOver
+        default: if server.localAPI.owns(path) { return .handOver }
+        }
+        let method = HTTPScan.string(p, methodRange)
+        let hostName = HTTPScan.hostName(p, host)
+        guard let route = state.router.match(method: method, host: hostName, path: path), route.session != .required else { return .handOver }
+
+        // Token and policy; a refusal is answered by the full path, which says why.
+        let token = findToken(p, sources: config.auth.tokenSources, authorization: authorization, apikey: apikey, cookie: cookie, query: query)
+        if case .unsupported = token { return .handOver }
+        let outcome: Authenticator.Outcome
+        if case .found(let range) = token {
+            outcome = state.authenticator.authenticate(route: route, token: UnsafeRawBufferPointer(rebasing: p[range]))
+        } else {
+            outcome = state.authenticator.authenticate(route: route, token: nil)
+        }
+        guard case .pass(let identity) = outcome else { return .handOver }
+        if !route.forwardAuthorization {
+            for source in config.auth.tokenSources {
+                switch source {
+                case .cookie: if cookie != nil { return .handOver }
+                case .query: if query != nil { return .handOver }
+                case .authorization, .apikey: break
+                }
+            }
+            for (index, field) in fields.enumerated()
+            where HTTPScan.equalsLowercase(p, field.name, "authorization") || HTTPScan.equalsLowercase(p, field.name, "apikey") {
+                drop(index)
+            }
+        }
+
+        // The header block for the upstream.
+        let requestID = requestIDField.flatMap { Self.validRequestID(p, $0) } ?? RequestIDs.next()
+        let identityConfig = config.identity
+        var block = context.channel.allocator.buffer(capacity: end - linesStart + 256 + (identity == nil ? 0 : 512))
+        for (index, field) in fields.enumerated() {
+            let isDropped = index < 64 ? dropped & (1 << index) != 0 : droppedMore.contains(index)
+            if !isDropped { block.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line])) }
+        }
+        func add(_ name: String, _ value: String) {
+            block.writeString(name)
+            block.writeStaticString(": ")
+            block.writeString(value)
+            block.writeStaticString("\r\n")
+        }
+        if let identity {
+            if let user = identity.userID, !identityConfig.userID.isEmpty { add(identityConfig.userID, user) }
+            if let role = identity.role, !identityConfig.role.isEmpty { add(identityConfig.role, role) }
+            if let session = identity.sessionID, !identityConfig.sessionID.isEmpty { add(identityConfig.sessionID, session) }
+            if !identityConfig.tenantID.isEmpty { add(identityConfig.tenantID, identity.tenantID) }
+            if !identityConfig.claims.isEmpty { add(identityConfig.claims, identity.token.payloadSegment) }
+        }
+        block.writeStaticString("x-forwarded-for: ")
+        if let forwardedFor {
+            block.writeBytes(UnsafeRawBufferPointer(rebasing: p[forwardedFor]))
+            block.writeStaticString(", ")
+        }
+        block.writeString(remoteIP)
+        block.writeStaticString("\r\nx-forwarded-proto: http\r\nx-real-ip: ")
+        block.writeString(remoteIP)
+        block.writeStaticString("\r\nx-forwarded-host: ")
+        block.writeBytes(UnsafeRawBufferPointer(rebasing: p[host]))
+        block.writeStaticString("\r\nx-request-id: ")
+        block.writeString(requestID)
+        block.writeStaticString("\r\n\r\n")
+
+        let exchange = Exchange(requestID: requestID, route: route, method: method, target: target, path: path, query: query,
+                                keepAlive: keepAlive, identity: identity, headerBlock: block, upstreams: state.upstreams(for: route))
+        return .forward(exchange, consumed: end)
+    }
+
+    private enum FoundToken {
+        case none
+        case found(Range<Int>)
+        /// Where the token is would need decoding (percent-encoded query): the full path does it.
+        case unsupported
+    }
+
+    /// The first token in the configured sources, as a range of the request bytes.
+    private func findToken(_ p: UnsafeRawBufferPointer, sources: [TokenSource], authorization: Range<Int>?, apikey: Range<Int>?,
+                           cookie: Range<Int>?, query: Substring?) -> FoundToken {
+        for source in sources {
+            switch source {
+            case .authorization:
+                guard let value = authorization else { continue }
+                var i = value.lowerBound
+                while i < value.upperBound, p[i] == HTTPScan.sp { i += 1 }
+                guard value.upperBound - i > 7, HTTPScan.equalsLowercase(p, i..<(i + 7), "bearer ") else { continue }
+                i += 7
+                while i < value.upperBound, p[i] == HTTPScan.sp { i += 1 }
+                if i < value.upperBound { return .found(i..<value.upperBound) }
+            case .apikey:
+                if let value = apikey, !value.isEmpty { return .found(value) }
+            case .cookie(let name):
+                guard let value = cookie else { continue }
+                let wanted = Array(name.utf8) + [UInt8(ascii: "=")]
+                var i = value.lowerBound
+                while i < value.upperBound {
+                    while i < value.upperBound, p[i] == HTTPScan.sp { i += 1 }
+                    var j = i
+                    while j < value.upperBound, p[j] != UInt8(ascii: ";") { j += 1 }
+                    if j - i > wanted.count, UnsafeRawBufferPointer(rebasing: p[i..<(i + wanted.count)]).elementsEqual(wanted) {
+                        return .found((i + wanted.count)..<j)
+                    }
+                    i = j + 1
+                }
+            case .query(let name):
+                guard let query else { continue }
+                for pair in query.split(separator: "&") where pair.hasPrefix(name + "=") && pair.count > name.count + 1 {
+                    return .unsupported
+                }
+            }
+        }
+        return .none
+    }
+
+    static func validRequestID(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String? {
+        guard (1...128).contains(range.count) else { return nil }
+        for k in range {
+            let b = p[k]
+            guard (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D || b == 0x3A else {
+                return nil
+            }
+        }
+        return HTTPScan.string(p, range)
+    }
+
+    /// Gives the connection to the full HTTP stack, with the bytes not used yet.
+    private func handOver() {
+        handedOver = true
+        // The full path holds reads while it works, so it never needs half-closure.
+        _ = context.channel.setOption(.allowRemoteHalfClosure, value: false)
+        let sync = context.pipeline.syncOperations
+        do {
+            try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+            try sync.addHandler(ProxyServerHandler(server: server, pool: httpPool))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let context = self.context!
+        if let buffered = inbound {
+            inbound = nil
+            context.fireChannelRead(wrapInboundOut(buffered))
+            context.fireChannelReadComplete()
+        }
+        if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        if pendingRead {
+            pendingRead = false
+            context.read()
+        }
+        sync.removeHandler(context: context, promise: nil)
+    }
+
+    // MARK: Upstream
+
+    private func connect(_ exchange: Exchange) {
+        if !exchange.retriedStale, let channel = pool.takeIdle(exchange.upstream) {
+            exchange.reused = true
+            return send(exchange, on: channel)
+        }
+        pool.acquire(exchange.upstream, connectTimeout: exchange.route.connectTimeout, fresh: true).assumeIsolated().whenComplete { result in
+            guard self.exchange === exchange else {
+                if case .success(let acquired) = result { acquired.channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let acquired):
+                exchange.reused = acquired.reused
+                self.send(exchange, on: acquired.channel)
+            case .failure(let error):
+                if exchange.idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
+                    exchange.attempt = 1
+                    exchange.upstream = exchange.upstreams[1]
+                    return self.connect(exchange)
+                }
+                let timedOut = "\(error)".contains("connectTimeout")
+                self.fail(exchange, timedOut ? .gatewayTimeout("connecting to \(exchange.upstream) timed out")
+                                             : .badGateway("cannot connect to \(exchange.upstream): \(ProxyServerHandler.describe(error))"))
+            }
+        }
+    }
+
+    private func send(_ exchange: Exchange, on channel: any Channel) {
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: RawUpstreamHandler.self) else {
+            channel.close(promise: nil)
+            return fail(exchange, .badGateway("upstream connection unusable"))
+        }
+        exchange.channel = channel
+        exchange.handler = handler
+        handler.delegate = self
+        let uri = Router.upstreamURI(route: exchange.route, upstream: exchange.upstream, path: exchange.path, query: exchange.query)
+        var request = channel.allocator.buffer(capacity: exchange.method.utf8.count + uri.utf8.count + 12 + exchange.headerBlock.readableBytes)
+        request.writeString(exchange.method)
+        request.writeStaticString(" ")
+        request.writeString(uri)
+        request.writeStaticString(" HTTP/1.1\r\n")
+        request.writeImmutableBuffer(exchange.headerBlock)
+        exchange.upstreamStarted = DispatchTime.now().uptimeNanoseconds
+        channel.writeAndFlush(request, promise: nil)
+        armTimer(due: exchange.deadline)
+    }
+
+    /// Makes sure the connection's timer fires no later than `due`.
+    private func armTimer(due: UInt64) {
+        if timer != nil, timerDue <= due { return }
+        timer?.cancel()
+        timerDue = due
+        let now = DispatchTime.now().uptimeNanoseconds
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
+            self.timer = nil
+            self.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        guard let exchange else { return }
+        let due = exchange.deadline
+        if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
+        if exchange.framing == nil {
+            fail(exchange, .gatewayTimeout("no response from upstream within \(Duration.describe(exchange.route.firstByteTimeout))"))
+        } else {
+            abort(exchange, note: "upstream idle for \(Duration.describe(exchange.route.idleTimeout))")
+        }
+    }
+
+    var upstreamMayRead: Bool { context.channel.isWritable }
+
+    func upstreamReadComplete() { flushClient() }
+
+    func upstream(bytes: ByteBuffer) {
+        guard let exchange else { return }
+        var bytes = bytes
+        if exchange.framing == nil {
+            if exchange.responseHead == nil {
+                exchange.responseHead = bytes
+            } else {
+                exchange.responseHead!.writeBuffer(&bytes)
+            }
+            guard let rest = readResponseHead(exchange) else { return }
+            bytes = rest
+        }
+        if exchange.framing != nil { exchange.lastActivity = DispatchTime.now().uptimeNanoseconds }
+        forwardBody(exchange, bytes)
+    }
+
+    /// Parses the buffered response head once complete: writes the client's head and returns
+    /// the bytes after it. Nil while incomplete or when the exchange ended.
+    private func readResponseHead(_ exchange: Exchange) -> ByteBuffer? {
+        while var buffered = exchange.responseHead {
+            enum Head { case incomplete, informational(Int), malformed(String), ready(Int) }
+            var contentLength: Int? = nil, chunked = false, otherCoding = false, upstreamClose = false, status = 0, http10 = false
+            var out = ByteBuffer()
+            let head: Head = buffered.withUnsafeReadableBytes { p in
+                guard let end = HTTPScan.headEnd(p) else { return p.count > 65536 ? .malformed("response head over 64 KiB") : .incomplete }
+                // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF.
+                guard end >= 14, UnsafeRawBufferPointer(rebasing: p[0..<7]).elementsEqual("HTTP/1.".utf8), p[7] == 0x30 || p[7] == 0x31,
+                      p[8] == HTTPScan.sp, let code = HTTPScan.decimal(p, 9..<12), (100...999).contains(code) else {
+                    return .malformed("malformed status line")
+                }
+                http10 = p[7] == 0x30
+                status = code
+                var lineEnd = 12
+                while lineEnd < end, p[lineEnd] != HTTPScan.lf { lineEnd += 1 }
+                guard lineEnd < end, p[lineEnd - 1] == HTTPScan.cr else { return .malformed("malformed status line") }
+                if code < 200 { return code == 101 ? .malformed("upstream switched protocols unasked") : .informational(end) }
+                fields.removeAll(keepingCapacity: true)
+                guard HTTPScan.fields(p, from: lineEnd + 1, to: end, into: &fields) else { return .malformed("malformed response header") }
+                var listed: [String] = []
+                var drop = [Bool](repeating: false, count: fields.count)
+                for (index, field) in fields.enumerated() {
+                    let name = field.name
+                    switch name.count {
+                    case 14 where HTTPScan.equalsLowercase(p, name, "content-length"):
+                        guard let value = HTTPScan.decimal(p, field.value), contentLength == nil || contentLength == value else {
+                            return .malformed("invalid or conflicting Content-Length")
+                        }
+                        contentLength = value
+                    case 17 where HTTPScan.equalsLowercase(p, name, "transfer-encoding"):
+                        var last = 0..<0
+                        HTTPScan.listElements(p, field.value) { last = $0 }
+                        if HTTPScan.equalsLowercase(p, last, "chunked") { chunked = true } else { otherCoding = true }
+                    case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
+                        HTTPScan.listElements(p, field.value) { token in
+                            if HTTPScan.equalsLowercase(p, token, "close") {
+                                upstreamClose = true
+                            } else if !HTTPScan.equalsLowercase(p, token, "keep-alive") {
+                                listed.append(HTTPScan.canonicalName(p, token))
+                            }
+                        }
+                        drop[index] = true
+                    case 10 where HTTPScan.equalsLowercase(p, name, "keep-alive"),
+                         2 where HTTPScan.equalsLowercase(p, name, "te"),
+                         7 where HTTPScan.equalsLowercase(p, name, "trailer"),
+                         7 where HTTPScan.equalsLowercase(p, name, "upgrade"),
+                         16 where HTTPScan.equalsLowercase(p, name, "proxy-connection"),
+                         18 where HTTPScan.equalsLowercase(p, name, "proxy-authenticate"),
+                         19 where HTTPScan.equalsLowercase(p, name, "proxy-authorization"),
+                         12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
+                        drop[index] = true
+                    default:
+                        break
+                    }
+                }
+                if !listed.isEmpty {
+                    for (index, field) in fields.enumerated() where listed.contains(HTTPScan.canonicalName(p, field.name)) { drop[index] = true }
+                }
+                if chunked || otherCoding {
+                    // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3); the length is not passed on.
+                    for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { drop[index] = true }
+                }
+                out = ByteBuffer()
+                out.reserveCapacity(end + 96)
+                out.writeStaticString("HTTP/1.1")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[8...lineEnd]))
+                for (index, field) in fields.enumerated() where !drop[index] {
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line]))
+                }
+                return .ready(end)
+            }
+            switch head {
+            case .incomplete:
+                return nil
+            case .malformed(let why):
+                exchange.upstreamKeepAlive = false
+                if exchange.status == 0 { fail(exchange, .badGateway("upstream answered badly: \(why)")) }
+                return nil
+            case .informational(let end):
+                buffered.moveReaderIndex(forwardBy: end)
+                exchange.responseHead = buffered.readableBytes > 0 ? buffered : nil
+                continue
+            case .ready(let end):
+                buffered.moveReaderIndex(forwardBy: end)
+                exchange.responseHead = nil
+                exchange.status = status
+                server.metrics.upstreamLatency(route: exchange.route.name, nanoseconds: DispatchTime.now().uptimeNanoseconds - exchange.upstreamStarted)
+                exchange.upstreamKeepAlive = !upstreamClose && !http10
+                let framing: Framing
+                if exchange.isHead || status == 204 || status == 304 {
+                    framing = .none
+                } else if chunked {
+                    framing = .chunked(ChunkedScanner())
+                } else if otherCoding {
+                    framing = .untilClose
+                } else if let contentLength {
+                    framing = contentLength == 0 ? .none : .length(contentLength)
+                } else {
+                    framing = .untilClose
+                }
+                if case .untilClose = framing { exchange.upstreamKeepAlive = false }
+                exchange.framing = framing
+                exchange.clientClose = !exchange.keepAlive || server.isDraining || { if case .untilClose = framing { return true } else { return false } }()
+                out.writeStaticString("x-request-id: ")
+                out.writeString(exchange.requestID)
+                out.writeStaticString(exchange.clientClose ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
+                context.write(wrapOutboundOut(out), promise: nil)
+                clientNeedsFlush = true
+                exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
+                armTimer(due: exchange.deadline)
+                return buffered
+            }
+        }
+        return nil
+    }
+
+    private func forwardBody(_ exchange: Exchange, _ bytes: ByteBuffer) {
+        guard let framing = exchange.framing else { return }
+        var bytes = bytes
+        switch framing {
+        case .none:
+            complete(exchange, excess: bytes.readableBytes > 0)
+        case .length(let remaining):
+            let take = min(remaining, bytes.readableBytes)
+            if take > 0, let part = bytes.readSlice(length: take) { write(exchange, part) }
+            if take == remaining {
+                complete(exchange, excess: bytes.readableBytes > 0)
+            } else {
+                exchange.framing = .length(remaining - take)
+            }
+        case .chunked(var scanner):
+            let outcome = bytes.withUnsafeReadableBytes { scanner.scan($0) }
+            switch outcome {
+            case .more:
+                exchange.framing = .chunked(scanner)
+                if bytes.readableBytes > 0 { write(exchange, bytes) }
+            case .ends(let count):
+                if let part = bytes.readSlice(length: count) { write(exchange, part) }
+                complete(exchange, excess: bytes.readableBytes > 0)
+            case .malformed:
+                abort(exchange, note: "upstream sent malformed chunked framing")
+            }
+        case .untilClose:
+            if bytes.readableBytes > 0 { write(exchange, bytes) }
+        }
+    }
+
+    private func write(_ exchange: Exchange, _ bytes: ByteBuffer) {
+        exchange.bytesOut += bytes.readableBytes
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        clientNeedsFlush = true
+    }
+
+    private func flushClient() {
+        guard clientNeedsFlush else { return }
+        clientNeedsFlush = false
+        context.flush()
+    }
+
+    /// The response went out whole.
+    private func complete(_ exchange: Exchange, excess: Bool) {
+        self.exchange = nil
+        finish(exchange, status: exchange.status, reusable: exchange.upstreamKeepAlive && !excess, note: nil)
+        // The upstream connection is detached now, so its read-complete will not flush for us.
+        flushClient()
+        if exchange.clientClose {
+            closeAfterWrites()
+        } else {
+            nextRequest()
+        }
+    }
+
+    /// The response broke off after its head went out: the client connection ends too, so the
+    /// client sees a truncated response rather than a wrong one.
+    private func abort(_ exchange: Exchange, note: String) {
+        self.exchange = nil
+        finish(exchange, status: exchange.status, reusable: false, note: note)
+        closeAfterWrites()
+    }
+
+    private func closeAfterWrites() {
+        closing = true
+        inbound = nil
+        clientNeedsFlush = false
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard let exchange else { return }
+        if exchange.framing == nil {
+            if exchange.reused, exchange.responseHead == nil, !exchange.retriedStale, exchange.idempotent {
+                // A pooled connection the upstream had closed meanwhile: once more on a fresh one.
+                exchange.retriedStale = true
+                exchange.handler?.delegate = nil
+                exchange.channel = nil
+                exchange.handler = nil
+                return connect(exchange)
+            }
+            return fail(exchange, .badGateway(error.map { "upstream connection failed: \(ProxyServerHandler.describe($0))" } ?? "upstream closed the connection before answering"))
+        }
+        if case .untilClose = exchange.framing {
+            exchange.upstreamKeepAlive = false
+            return complete(exchange, excess: false)
+        }
+        abort(exchange, note: "upstream closed mid-response")
+    }
+
+    /// The exchange failed before a response head went out: answer here. The request had no
+    /// body, so the connection stays usable.
+    private func fail(_ exchange: Exchange, _ response: ErrorResponse) {
+        self.exchange = nil
+        finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
+        let keepAlive = exchange.keepAlive && !server.isDraining
+        context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, allocator: context.channel.allocator)), promise: nil)
+        clientNeedsFlush = true
+        if keepAlive {
+            flushClient()
+            nextRequest()
+        } else {
+            closeAfterWrites()
+        }
+    }
+
+    /// Ends an exchange that is no longer current: the upstream connection goes back to the pool
+    /// or is closed, and the request is counted and logged.
+    private func finish(_ exchange: Exchange, status: Int, reusable: Bool, note: String?) {
+        if let channel = exchange.channel {
+            exchange.handler?.delegate = nil
+            if reusable { pool.release(channel, exchange.upstream) } else { channel.close(promise: nil) }
+        }
+        server.requestFinished(route: exchange.route.name, status: status, method: exchange.method, uri: exchange.target,
+                               requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
+                               identity: exchange.identity, bytesIn: 0, bytesOut: exchange.bytesOut, note: note)
+    }
+}
+
+extension ErrorResponse {
+    /// The whole response as bytes, for handlers that write bytes.
+    func bytes(requestID: String, keepAlive: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let body = body(requestID: requestID)
+        var out = allocator.buffer(capacity: body.utf8.count + 256)
+        out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n")
+        out.writeString("x-request-id: \(requestID)\r\ncache-control: no-store\r\n")
+        if let challenge { out.writeString("www-authenticate: \(challenge)\r\n") }
+        if !keepAlive { out.writeStaticString("connection: close\r\n") }
+        out.writeStaticString("\r\n")
+        out.writeString(body)
+        return out
+    }
+}
