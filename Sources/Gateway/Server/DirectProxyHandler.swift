@@ -9,8 +9,9 @@ import NIOHTTP1
 /// lines copied, the gateway's own added), and passes the response through as bytes, reading
 /// only its head and its framing. No HTTP objects are made on the way.
 ///
+/// A refused token or a request no route matches is answered here (the request has no body).
 /// Anything else (a request body, `Expect`, an upgrade, HTTP/1.0, the gateway's own endpoints,
-/// session checks in the runtime, a refused token, a head it does not fully understand) hands
+/// session checks in the runtime, a head it does not fully understand) hands
 /// the connection, with the bytes not yet used, to the full HTTP stack (NIOHTTP1 and
 /// `ProxyServerHandler`), which answers it as before; the connection stays there. Both paths
 /// apply the same routes, policy, header rules and error vocabulary.
@@ -201,6 +202,18 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         case wait
         case handOver
         case forward(Exchange, consumed: Int)
+        /// Answered here: a refused token or no route. The request has no body.
+        case reject(Rejection, consumed: Int)
+    }
+
+    struct Rejection {
+        let response: ErrorResponse
+        let verification: String?
+        let route: String
+        let method: String
+        let target: String
+        let requestID: String
+        let keepAlive: Bool
     }
 
     /// Takes the next complete request from `inbound`, if there is one and nothing is in flight.
@@ -217,6 +230,21 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             resumeClientReads()
         case .handOver:
             handOver()
+        case .reject(let rejection, let consumed):
+            inbound!.moveReaderIndex(forwardBy: consumed)
+            if inbound!.readableBytes == 0 { inbound = nil }
+            if let reason = rejection.verification { server.metrics.verification(reason) }
+            server.requestFinished(route: rejection.route, status: Int(rejection.response.status.code), method: rejection.method, uri: rejection.target,
+                                   requestID: rejection.requestID, started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil,
+                                   bytesIn: 0, bytesOut: 0, note: rejection.response.reason)
+            let keepAlive = rejection.keepAlive && !server.isDraining
+            context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, allocator: context.channel.allocator)), promise: nil)
+            clientNeedsFlush = true
+            if keepAlive {
+                nextRequest()
+            } else {
+                closeAfterWrites()
+            }
         case .forward(let exchange, let consumed):
             inbound!.moveReaderIndex(forwardBy: consumed)
             if inbound!.readableBytes == 0 { inbound = nil }
@@ -332,9 +360,14 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
         let method = HTTPScan.string(p, methodRange)
         let hostName = HTTPScan.hostName(p, host)
-        guard let route = state.router.match(method: method, host: hostName, path: path), route.session != .required else { return .handOver }
+        func requestID() -> String { requestIDField.flatMap { Self.validRequestID(p, $0) } ?? RequestIDs.next() }
+        guard let route = state.router.match(method: method, host: hostName, path: path) else {
+            return .reject(Rejection(response: .noRoute, verification: nil, route: "-", method: method, target: target, requestID: requestID(),
+                                     keepAlive: keepAlive), consumed: end)
+        }
+        if route.session == .required { return .handOver }
 
-        // Token and policy; a refusal is answered by the full path, which says why.
+        // Token and policy.
         let token = findToken(p, sources: config.auth.tokenSources, authorization: authorization, apikey: apikey, cookie: cookie, query: query)
         if case .unsupported = token { return .handOver }
         let outcome: Authenticator.Outcome
@@ -343,7 +376,14 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         } else {
             outcome = state.authenticator.authenticate(route: route, token: nil)
         }
-        guard case .pass(let identity) = outcome else { return .handOver }
+        let identity: Identity?
+        switch outcome {
+        case .pass(let who):
+            identity = who
+        case .refuse(let failure):
+            return .reject(Rejection(response: .auth(failure), verification: failure.reason.rawValue, route: route.name, method: method, target: target,
+                                     requestID: requestID(), keepAlive: keepAlive), consumed: end)
+        }
         if !route.forwardAuthorization {
             for source in config.auth.tokenSources {
                 switch source {
@@ -359,7 +399,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
 
         // The header block for the upstream.
-        let requestID = requestIDField.flatMap { Self.validRequestID(p, $0) } ?? RequestIDs.next()
+        let requestID = requestID()
         let identityConfig = config.identity
         var block = context.channel.allocator.buffer(capacity: end - linesStart + 256 + (identity == nil ? 0 : 512))
         for (index, field) in fields.enumerated() {
