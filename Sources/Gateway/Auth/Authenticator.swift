@@ -33,7 +33,7 @@ struct Authenticator: Sendable {
         }
         do {
             let verified = try verifier.verify(bytes: token)
-            let identity = Identity(token: verified, tenantClaim: tenantClaim)
+            let identity = verified.memoized(key: tenantClaim) { Identity(token: verified, tenantClaim: tenantClaim) }
             try RoutePolicy.check(route, identity)
             return .pass(identity)
         } catch let failure as AuthFailure {

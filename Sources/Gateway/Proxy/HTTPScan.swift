@@ -54,15 +54,19 @@ enum HTTPScan {
             i += 1
             while i < end, p[i] == sp || p[i] == tab { i += 1 }
             let valueStart = i
-            var valueEnd = i
-            while i < end {
-                let b = p[i]
-                if b == cr { break }
-                if b < 0x20 && b != tab || b == 0x7F { return false }
-                i += 1
-                if b != sp && b != tab { valueEnd = i }
+            guard let base = p.baseAddress, let found = memchr(base + i, Int32(cr), end - i) else { return false }
+            let lineEnd = base.distance(to: UnsafeRawPointer(found))
+            // Visible characters, spaces and tabs only (obs-text allowed).
+            var bad = false
+            for k in i..<lineEnd {
+                let b = p[k]
+                bad = bad || (b < 0x20 && b != tab) || b == 0x7F
             }
-            guard i + 1 < end, p[i] == cr, p[i + 1] == lf else { return false }
+            if bad { return false }
+            var valueEnd = lineEnd
+            while valueEnd > valueStart, p[valueEnd - 1] == sp || p[valueEnd - 1] == tab { valueEnd -= 1 }
+            i = lineEnd
+            guard i + 1 < end, p[i + 1] == lf else { return false }
             i += 2
             out.append(Field(line: nameStart..<i, name: nameStart..<nameEnd, value: valueStart..<valueEnd))
         }

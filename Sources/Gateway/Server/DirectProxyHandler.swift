@@ -72,8 +72,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let keepAlive: Bool
         let identity: Identity?
         let started = DispatchTime.now().uptimeNanoseconds
-        /// The header block for the upstream (every line after the request line).
-        let headerBlock: ByteBuffer
+        /// The request for `upstream`: its request line, then the header block from `headerStart`.
+        var request: ByteBuffer
+        let headerStart: Int
         var upstreams: [Upstream]
         var upstream: Upstream
         var attempt = 0
@@ -98,7 +99,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
 
         init(requestID: String, route: RouteConfig, method: String, target: String, path: String, query: Substring?, keepAlive: Bool,
-             identity: Identity?, headerBlock: ByteBuffer, upstreams: [Upstream]) {
+             identity: Identity?, request: ByteBuffer, headerStart: Int, upstreams: [Upstream]) {
             self.requestID = requestID
             self.route = route
             self.method = method
@@ -106,10 +107,14 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             self.path = path
             self.query = query
             self.isHead = method == "HEAD"
-            self.idempotent = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"].contains(method)
+            switch method {
+            case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE": idempotent = true
+            default: idempotent = false
+            }
             self.keepAlive = keepAlive
             self.identity = identity
-            self.headerBlock = headerBlock
+            self.request = request
+            self.headerStart = headerStart
             self.upstreams = upstreams
             self.upstream = upstreams[0]
         }
@@ -401,7 +406,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         // The header block for the upstream.
         let requestID = requestID()
         let identityConfig = config.identity
-        var block = context.channel.allocator.buffer(capacity: end - linesStart + 256 + (identity == nil ? 0 : 512))
+        let upstreams = state.upstreams(for: route)
+        let uri = Router.upstreamURI(route: route, upstream: upstreams[0], path: path, query: query)
+        var block = context.channel.allocator.buffer(capacity: end + uri.utf8.count + 256 + (identity == nil ? 0 : 512))
+        Self.writeRequestLine(&block, method: method, uri: uri)
+        let headerStart = block.writerIndex
         for (index, field) in fields.enumerated() {
             let isDropped = index < 64 ? dropped & (1 << index) != 0 : droppedMore.contains(index)
             if !isDropped { block.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line])) }
@@ -434,7 +443,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         block.writeStaticString("\r\n\r\n")
 
         let exchange = Exchange(requestID: requestID, route: route, method: method, target: target, path: path, query: query,
-                                keepAlive: keepAlive, identity: identity, headerBlock: block, upstreams: state.upstreams(for: route))
+                                keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart, upstreams: upstreams)
         return .forward(exchange, consumed: end)
     }
 
@@ -541,6 +550,13 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 if exchange.idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
                     exchange.attempt = 1
                     exchange.upstream = exchange.upstreams[1]
+                    // The request line depends on the upstream (its base path); the headers do not.
+                    let uri = Router.upstreamURI(route: exchange.route, upstream: exchange.upstream, path: exchange.path, query: exchange.query)
+                    var request = ByteBuffer()
+                    request.reserveCapacity(exchange.request.readableBytes + uri.utf8.count)
+                    Self.writeRequestLine(&request, method: exchange.method, uri: uri)
+                    request.writeImmutableBuffer(exchange.request.getSlice(at: exchange.headerStart, length: exchange.request.writerIndex - exchange.headerStart)!)
+                    exchange.request = request
                     return self.connect(exchange)
                 }
                 let timedOut = "\(error)".contains("connectTimeout")
@@ -558,15 +574,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         exchange.channel = channel
         exchange.handler = handler
         handler.delegate = self
-        let uri = Router.upstreamURI(route: exchange.route, upstream: exchange.upstream, path: exchange.path, query: exchange.query)
-        var request = channel.allocator.buffer(capacity: exchange.method.utf8.count + uri.utf8.count + 12 + exchange.headerBlock.readableBytes)
-        request.writeString(exchange.method)
-        request.writeStaticString(" ")
-        request.writeString(uri)
-        request.writeStaticString(" HTTP/1.1\r\n")
-        request.writeImmutableBuffer(exchange.headerBlock)
         exchange.upstreamStarted = DispatchTime.now().uptimeNanoseconds
-        channel.writeAndFlush(request, promise: nil)
+        channel.writeAndFlush(exchange.request, promise: nil)
         armTimer(due: exchange.deadline)
     }
 
@@ -591,6 +600,13 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         } else {
             abort(exchange, note: "upstream idle for \(Duration.describe(exchange.route.idleTimeout))")
         }
+    }
+
+    static func writeRequestLine(_ buffer: inout ByteBuffer, method: String, uri: String) {
+        buffer.writeString(method)
+        buffer.writeStaticString(" ")
+        buffer.writeString(uri)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
     }
 
     var upstreamMayRead: Bool { context.channel.isWritable }
@@ -636,7 +652,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 fields.removeAll(keepingCapacity: true)
                 guard HTTPScan.fields(p, from: lineEnd + 1, to: end, into: &fields) else { return .malformed("malformed response header") }
                 var listed: [String] = []
-                var drop = [Bool](repeating: false, count: fields.count)
+                var dropped: UInt64 = 0
+                var droppedMore: Set<Int> = []
+                func drop(_ index: Int) { if index < 64 { dropped |= 1 << index } else { droppedMore.insert(index) } }
                 for (index, field) in fields.enumerated() {
                     let name = field.name
                     switch name.count {
@@ -657,7 +675,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                                 listed.append(HTTPScan.canonicalName(p, token))
                             }
                         }
-                        drop[index] = true
+                        drop(index)
                     case 10 where HTTPScan.equalsLowercase(p, name, "keep-alive"),
                          2 where HTTPScan.equalsLowercase(p, name, "te"),
                          7 where HTTPScan.equalsLowercase(p, name, "trailer"),
@@ -666,23 +684,22 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                          18 where HTTPScan.equalsLowercase(p, name, "proxy-authenticate"),
                          19 where HTTPScan.equalsLowercase(p, name, "proxy-authorization"),
                          12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
-                        drop[index] = true
+                        drop(index)
                     default:
                         break
                     }
                 }
                 if !listed.isEmpty {
-                    for (index, field) in fields.enumerated() where listed.contains(HTTPScan.canonicalName(p, field.name)) { drop[index] = true }
+                    for (index, field) in fields.enumerated() where listed.contains(HTTPScan.canonicalName(p, field.name)) { drop(index) }
                 }
                 if chunked || otherCoding {
                     // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3); the length is not passed on.
-                    for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { drop[index] = true }
+                    for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { drop(index) }
                 }
-                out = ByteBuffer()
-                out.reserveCapacity(end + 96)
+                out = context.channel.allocator.buffer(capacity: end + 96)
                 out.writeStaticString("HTTP/1.1")
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: p[8...lineEnd]))
-                for (index, field) in fields.enumerated() where !drop[index] {
+                for (index, field) in fields.enumerated() where !(index < 64 ? dropped & (1 << index) != 0 : droppedMore.contains(index)) {
                     out.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line]))
                 }
                 return .ready(end)

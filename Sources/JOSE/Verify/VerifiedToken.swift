@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A token whose signature checked out with a key from the ring and whose claims passed the
 /// policy at the time of verification.
 ///
@@ -12,11 +14,23 @@ public final class VerifiedToken: Sendable {
     public let payloadSegment: String
     public var algorithm: Algorithm { header.algorithm }
 
+    /// What a caller derived from this token, kept with it so a cached token is read once.
+    private let memo = Mutex<(key: String, value: any Sendable)?>(nil)
+
     init(header: JWSHeader, claims: Claims, key: JWTKey, payloadSegment: String) {
         self.header = header
         self.claims = claims
         self.key = key
         self.payloadSegment = payloadSegment
+    }
+
+    /// `make()` the first time (per `key`, which names how the value was derived), the kept
+    /// value afterwards. Claims never change, so neither does a value derived from them alone.
+    public func memoized<T: Sendable>(key: String, _ make: () -> T) -> T {
+        if let kept = memo.withLock({ $0 }), kept.key == key, let value = kept.value as? T { return value }
+        let value = make()
+        memo.withLock { $0 = (key, value) }
+        return value
     }
 }
 
