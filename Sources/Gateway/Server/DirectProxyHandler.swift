@@ -43,6 +43,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// the rest of a request's bookkeeping).
     private var timer: Scheduled<Void>?
     private var timerDue: UInt64 = 0
+    /// A response head not written yet, so a small body can join it in one write.
+    private var staged: ByteBuffer?
 
     init(server: GatewayServer, pool: UpstreamPool, httpPool: UpstreamPool) {
         self.server = server
@@ -624,9 +626,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             }
             guard let rest = readResponseHead(exchange) else { return }
             bytes = rest
+        } else {
+            exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
         }
-        if exchange.framing != nil { exchange.lastActivity = DispatchTime.now().uptimeNanoseconds }
         forwardBody(exchange, bytes)
+        writeStaged()
     }
 
     /// Parses the buffered response head once complete: writes the client's head and returns
@@ -739,7 +743,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 out.writeStaticString("x-request-id: ")
                 out.writeString(exchange.requestID)
                 out.writeStaticString(exchange.clientClose ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
-                context.write(wrapOutboundOut(out), promise: nil)
+                staged = out
                 clientNeedsFlush = true
                 exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
                 armTimer(due: exchange.deadline)
@@ -782,11 +786,26 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
     private func write(_ exchange: Exchange, _ bytes: ByteBuffer) {
         exchange.bytesOut += bytes.readableBytes
-        context.write(wrapOutboundOut(bytes), promise: nil)
         clientNeedsFlush = true
+        if staged != nil, bytes.readableBytes <= Self.coalesceLimit {
+            staged!.writeImmutableBuffer(bytes)
+            return
+        }
+        writeStaged()
+        context.write(wrapOutboundOut(bytes), promise: nil)
+    }
+
+    /// A small body part that arrived with the response head goes out in the same buffer.
+    private static let coalesceLimit = 16 * 1024
+
+    private func writeStaged() {
+        guard let head = staged else { return }
+        staged = nil
+        context.write(wrapOutboundOut(head), promise: nil)
     }
 
     private func flushClient() {
+        writeStaged()
         guard clientNeedsFlush else { return }
         clientNeedsFlush = false
         context.flush()
@@ -814,6 +833,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     private func closeAfterWrites() {
+        writeStaged()
         closing = true
         inbound = nil
         clientNeedsFlush = false
