@@ -6,7 +6,12 @@ import NIOPosix
 /// needs no lock; the server holds two per loop: HTTP-decoding connections for the full
 /// proxy path and raw byte connections for the direct path.
 final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every use checks it
-    private var idle: [String: [any Channel]] = [:]
+    /// An idle connection and, for raw connections, its handler (found once, not per request).
+    struct Pooled {
+        let channel: any Channel
+        let handler: RawUpstreamHandler?
+    }
+    private var idle: [String: [Pooled]] = [:]
     private let maxIdlePerOrigin = 256
     let loop: any EventLoop
     /// Connections carry bytes (RawUpstreamHandler) rather than HTTP parts (UpstreamHandler).
@@ -21,7 +26,7 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
     /// the result says whether the connection was reused.
     func acquire(_ upstream: Upstream, connectTimeout: Double, fresh: Bool = false) -> EventLoopFuture<(channel: any Channel, reused: Bool)> {
         loop.preconditionInEventLoop()
-        if !fresh, let channel = takeIdle(upstream) { return loop.makeSucceededFuture((channel, true)) }
+        if !fresh, let pooled = takeIdle(upstream) { return loop.makeSucceededFuture((pooled.channel, true)) }
         return ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -41,21 +46,23 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
     }
 
     /// A kept-alive connection to `upstream` that is still open, if there is one.
-    func takeIdle(_ upstream: Upstream) -> (any Channel)? {
+    func takeIdle(_ upstream: Upstream) -> Pooled? {
         loop.preconditionInEventLoop()
-        while let channel = idle[upstream.origin]?.popLast() {
-            if channel.isActive { return channel }
+        while let pooled = idle[upstream.origin]?.popLast() {
+            if pooled.channel.isActive { return pooled }
         }
         return nil
     }
 
     /// Returns a connection whose exchange ended cleanly.
-    func release(_ channel: any Channel, _ upstream: Upstream) {
+    func release(_ channel: any Channel, _ upstream: Upstream, handler: RawUpstreamHandler? = nil) {
         loop.preconditionInEventLoop()
-        guard channel.isActive, idle[upstream.origin, default: []].count < maxIdlePerOrigin else {
-            channel.close(promise: nil)
-            return
-        }
-        idle[upstream.origin, default: []].append(channel)
+        guard channel.isActive else { return channel.close(promise: nil) }
+        let kept: Bool = { (list: inout [Pooled]) in
+            guard list.count < maxIdlePerOrigin else { return false }
+            list.append(Pooled(channel: channel, handler: handler))
+            return true
+        }(&idle[upstream.origin, default: []])
+        if !kept { channel.close(promise: nil) }
     }
 }

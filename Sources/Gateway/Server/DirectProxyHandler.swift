@@ -535,9 +535,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     // MARK: Upstream
 
     private func connect(_ exchange: Exchange) {
-        if !exchange.retriedStale, let channel = pool.takeIdle(exchange.upstream) {
+        if !exchange.retriedStale, let pooled = pool.takeIdle(exchange.upstream) {
             exchange.reused = true
-            return send(exchange, on: channel)
+            return send(exchange, on: pooled.channel, handler: pooled.handler)
         }
         pool.acquire(exchange.upstream, connectTimeout: exchange.route.connectTimeout, fresh: true).assumeIsolated().whenComplete { result in
             guard self.exchange === exchange else {
@@ -547,7 +547,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             switch result {
             case .success(let acquired):
                 exchange.reused = acquired.reused
-                self.send(exchange, on: acquired.channel)
+                self.send(exchange, on: acquired.channel, handler: nil)
             case .failure(let error):
                 if exchange.idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
                     exchange.attempt = 1
@@ -568,8 +568,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
     }
 
-    private func send(_ exchange: Exchange, on channel: any Channel) {
-        guard let handler = try? channel.pipeline.syncOperations.handler(type: RawUpstreamHandler.self) else {
+    private func send(_ exchange: Exchange, on channel: any Channel, handler known: RawUpstreamHandler?) {
+        guard let handler = known ?? (try? channel.pipeline.syncOperations.handler(type: RawUpstreamHandler.self)) else {
             channel.close(promise: nil)
             return fail(exchange, .badGateway("upstream connection unusable"))
         }
@@ -883,7 +883,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func finish(_ exchange: Exchange, status: Int, reusable: Bool, note: String?) {
         if let channel = exchange.channel {
             exchange.handler?.delegate = nil
-            if reusable { pool.release(channel, exchange.upstream) } else { channel.close(promise: nil) }
+            if reusable { pool.release(channel, exchange.upstream, handler: exchange.handler) } else { channel.close(promise: nil) }
         }
         server.requestFinished(route: exchange.route.name, status: status, method: exchange.method, uri: exchange.target,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
