@@ -75,9 +75,16 @@ final class RawUpstreamHandler: ChannelInboundHandler, ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    weak var delegate: (any RawUpstreamDelegate)?
+    /// Set for the length of one exchange and cleared when it ends (a strong reference: forming
+    /// a weak one per request costs more than the rest of the bookkeeping).
+    var delegate: (any RawUpstreamDelegate)?
     private var pendingRead = false
     private var context: ChannelHandlerContext?
+
+    /// Writes from this handler's place in the pipeline (one hop less than the channel's tail).
+    func send(_ bytes: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }

@@ -577,7 +577,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         exchange.handler = handler
         handler.delegate = self
         exchange.upstreamStarted = DispatchTime.now().uptimeNanoseconds
-        channel.writeAndFlush(exchange.request, promise: nil)
+        handler.send(exchange.request)
         armTimer(due: exchange.deadline)
     }
 

@@ -715,7 +715,12 @@ enum RequestIDs {
     private static let prefix = secureRandomBytes(6).map { String(format: "%02x", $0) }.joined()
     private static let counter = AtomicCounter()
 
-    static func next() -> String { "\(prefix)-\(counter.next())" }
+    static func next() -> String {
+        var id = prefix
+        id.append("-")
+        id.append(String(counter.next()))
+        return id
+    }
 }
 
 import Synchronization
