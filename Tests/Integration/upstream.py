@@ -90,6 +90,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.connection.close()
             self.close_connection = True
             return
+        if path.endswith("/raw"):
+            # Responses a framework would not write: exact bytes, for the proxy's response reader.
+            self.read_body()
+            kind = query.get("kind", "")
+            raw = {
+                "close-delimited": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil-close-body",
+                "bad-status": b"HTTP/1.1 2x0 Nope\r\nContent-Length: 0\r\n\r\n",
+                "no-content": b"HTTP/1.1 204 No Content\r\nX-Kind: no-content\r\n\r\n",
+                "trailers": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n",
+                "early-hints": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints",
+                "hop-by-hop": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Secret, keep-alive\r\nX-Secret: internal\r\nKeep-Alive: timeout=5\r\nX-Request-Id: upstream-made\r\nX-Kept: yes\r\n\r\nok",
+                "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnope\r\n0\r\n\r\n",
+            }[kind]
+            self.wfile.write(raw)
+            self.wfile.flush()
+            if kind in ("close-delimited", "bad-status", "bad-chunk"):
+                self.close_connection = True
+            return
         if path.endswith("/slow"):
             time.sleep(int(query.get("ms", "1000")) / 1000)
         if path.endswith("/stream"):

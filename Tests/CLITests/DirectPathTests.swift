@@ -1,0 +1,132 @@
+import Foundation
+import JOSE
+import Testing
+
+/// The direct (byte-level) proxy path against the real process: response framings it reads
+/// without an HTTP library, hop-by-hop headers, half-closed clients, and pipelines that move a
+/// connection from the direct path to the full HTTP stack midway.
+@Suite(.serialized) struct DirectPathTests {
+    static let keys = CLITests.sharedKeys
+
+    /// Writes `bytes`, optionally shuts the sending side, reads until the gateway closes (or
+    /// `responses` status lines arrived) and prints the status codes and the byte count.
+    static func exchange(_ port: Int, _ bytes: String, shutWrite: Bool = false, responses: Int = 99) throws -> (statuses: [Int], raw: String) {
+        let script = """
+        import re,socket,sys
+        s=socket.create_connection(("127.0.0.1",\(port)));s.settimeout(10)
+        s.sendall(sys.stdin.buffer.read())
+        if \(shutWrite ? "True" : "False"): s.shutdown(socket.SHUT_WR)
+        data=b""
+        try:
+            while len(re.findall(rb"HTTP/1\\.1 [0-9]{3}", data))<\(responses):
+                chunk=s.recv(65536)
+                if not chunk: data+=b"<EOF>"; break
+                data+=chunk
+        except Exception as e: data+=b"<" + type(e).__name__.encode() + b">"
+        sys.stdout.write(data.decode("latin-1"))
+        """
+        let out = try CLI.run(["python3", "-c", script], stdin: Array(bytes.utf8), executable: "/usr/bin/env").stdout
+        let statuses = out.matches(of: /HTTP\/1\.1 ([0-9]{3})/).compactMap { Int($0.output.1) }
+        return (statuses, out)
+    }
+
+    static func gateway(_ up: TestUpstream) throws -> TestGateway {
+        try TestGateway(config: """
+        [[route]]
+        path = "/up/"
+        upstream = "\(up.url)"
+        auth = "optional"
+        """, keys: keys)
+    }
+
+    @Test func responseFramingsPassThrough() throws {
+        let up = try TestUpstream()
+        let gw = try Self.gateway(up)
+
+        let untilClose = try Curl.request(gw.url + "/up/raw?kind=close-delimited")
+        #expect(untilClose.status == 200 && untilClose.body == "until-close-body")
+        #expect(untilClose.headers["connection"] == "close", "a body that ends at close ends the client connection too")
+
+        let trailers = try Curl.request(gw.url + "/up/raw?kind=trailers")
+        #expect(trailers.status == 200 && trailers.body == "hello world", "chunked with extensions and trailers: \(trailers.body)")
+
+        let hints = try Curl.request(gw.url + "/up/raw?kind=early-hints")
+        #expect(hints.status == 200 && hints.body == "hints", "a 103 before the answer is skipped")
+
+        let noContent = try Curl.request(gw.url + "/up/raw?kind=no-content")
+        #expect(noContent.status == 204 && noContent.headers["x-kind"] == "no-content")
+
+        let head = try Curl.request(gw.url + "/up/fixed?bytes=10", ["-I"])
+        #expect(head.status == 200 && head.headers["content-length"] == "10", "HEAD: the length is passed on, no body is waited for")
+
+        let hop = try Curl.request(gw.url + "/up/raw?kind=hop-by-hop")
+        #expect(hop.status == 200 && hop.body == "ok")
+        #expect(hop.headers["x-secret"] == nil, "a header named in Connection is hop-by-hop")
+        #expect(hop.headers["keep-alive"] == nil)
+        #expect(hop.headers["x-kept"] == "yes")
+        #expect(hop.headers["x-request-id"] != nil && hop.headers["x-request-id"] != "upstream-made", "the gateway's request id wins")
+
+        let badStatus = try Curl.request(gw.url + "/up/raw?kind=bad-status")
+        #expect(badStatus.status == 502 && badStatus.json?["error"]?.string == "bad_gateway")
+        #expect(badStatus.json?["reason"]?.string?.contains("malformed status line") == true)
+
+        // Broken chunked framing after the head went out: the client connection ends (a
+        // truncated answer, never a wrong one) and the gateway goes on serving.
+        let broken = try Self.exchange(gw.port, "GET /up/raw?kind=bad-chunk HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(broken.statuses == [200] && broken.raw.hasSuffix("<EOF>"), "\(broken.raw)")
+
+        // Many sizes across read boundaries, on one kept-alive connection.
+        for bytes in [0, 1, 65535, 65536, 65537, 300_000] {
+            let fixed = try Curl.request(gw.url + "/up/fixed?bytes=\(bytes)")
+            let chunked = try Curl.request(gw.url + "/up/stream?bytes=\(bytes)")
+            #expect(fixed.body.utf8.count == bytes && chunked.body.utf8.count == bytes, "\(bytes): \(fixed.body.utf8.count) \(chunked.body.utf8.count)")
+        }
+        #expect(try Curl.request(gw.url + "/up/echo").status == 200)
+        #expect(gw.child.process.isRunning)
+    }
+
+    @Test func halfClosedClientGetsEveryAnswerThenTheConnectionCloses() throws {
+        let up = try TestUpstream()
+        let gw = try Self.gateway(up)
+        let get = "GET /up/echo HTTP/1.1\r\nHost: x\r\n\r\n"
+        let result = try Self.exchange(gw.port, get + get, shutWrite: true)
+        #expect(result.statuses == [200, 200], "\(result.raw)")
+        #expect(result.raw.hasSuffix("<EOF>"), "closed once both are answered")
+    }
+
+    /// A refused token and an unmatched path are answered on the direct path and the connection
+    /// stays; a request with a body moves it to the full stack; order is kept throughout.
+    @Test func pipelineAcrossBothPathsKeepsOrder() throws {
+        let up = try TestUpstream()
+        let gw = try Self.gateway(up)
+        let get = "GET /up/echo HTTP/1.1\r\nHost: x\r\n\r\n"
+        let badToken = "GET /up/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n\r\n"
+        let nowhere = "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+        let post = "POST /up/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+        let result = try Self.exchange(gw.port, get + badToken + nowhere + get + post + get, responses: 6)
+        #expect(result.statuses == [200, 401, 404, 200, 200, 200], "\(result.statuses)")
+        #expect(result.raw.contains("\"body_bytes\": 3"), "the POST body reached the upstream")
+        #expect(result.raw.contains("error_description=\"malformed"), "the refusal says why")
+    }
+
+    /// Identity headers sent by the client never reach the upstream on the direct path, in any
+    /// spelling, and the verified ones are added.
+    @Test func spoofedIdentityIsReplacedOnTheDirectPath() throws {
+        let up = try TestUpstream()
+        let gw = try Self.gateway(up)
+        let token = try GatewayServeTests.token()
+        let echo = try Curl.request(gw.url + "/up/echo", Curl.bearer(token) + [
+            "-H", "X-User-Id: evil", "-H", "x_user_role: admin", "-H", "X-AUTH-CLAIMS: forged", "-H", "X-Forwarded-For: 10.9.9.9",
+            "-H", "Connection: keep-alive", "-H", "TE: trailers", "-H", "X-Request-Id: client-id-1",
+        ])
+        let list = echo.json?["header_list"]?.array ?? []
+        let names = list.compactMap { $0.array?.first?.string }
+        #expect(!names.contains("x_user_role") && !names.contains("te") && !names.contains("connection"), "\(names)")
+        let headers = echo.json?["headers"]
+        #expect(headers?["x-user-id"]?.string != "evil" && headers?["x-user-id"]?.string != nil)
+        #expect(headers?["x-auth-claims"]?.string != "forged")
+        #expect(headers?["x-forwarded-for"]?.string == "10.9.9.9, 127.0.0.1")
+        #expect(headers?["x-request-id"]?.string == "client-id-1")
+        #expect(names.filter { $0 == "x-user-id" }.count == 1)
+    }
+}
