@@ -35,13 +35,16 @@ public final class GatewayMetrics: Sendable {
     }
 
     func request(route: String, status: Int) {
-        let counter = requests.withLock { counters in
+        requestCounter(route: route, status: status).increment()
+    }
+
+    func requestCounter(route: String, status: Int) -> CoreMetrics.Counter {
+        requests.withLock { counters in
             if let c = counters[route]?[status] { return c }
             let c = CoreMetrics.Counter(label: "gateway_requests_total", dimensions: [("route", route), ("status", String(status))], factory: factory)
             counters[route, default: [:]][status] = c
             return c
         }
-        counter.increment()
     }
 
     /// `outcome` is "valid" or a failure reason.
@@ -56,13 +59,16 @@ public final class GatewayMetrics: Sendable {
     }
 
     func upstreamLatency(route: String, nanoseconds: UInt64) {
-        let timer = latency.withLock { timers in
+        latencyTimer(route: route).recordNanoseconds(Int64(nanoseconds))
+    }
+
+    func latencyTimer(route: String) -> CoreMetrics.Timer {
+        latency.withLock { timers in
             if let t = timers[route] { return t }
             let t = CoreMetrics.Timer(label: "gateway_upstream_latency_seconds", dimensions: [("route", route)], factory: factory)
             timers[route] = t
             return t
         }
-        timer.recordNanoseconds(Int64(nanoseconds))
     }
 
     func connectionOpened() { connectionsGauge.set(Double(connections.add(1, ordering: .relaxed).newValue)) }

@@ -1,4 +1,5 @@
 import Foundation
+import CoreMetrics
 import JOSE
 import NIOCore
 import NIOHTTP1
@@ -45,6 +46,23 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private var timerDue: UInt64 = 0
     /// A response head not written yet, so a small body can join it in one write.
     private var staged: ByteBuffer?
+    /// The metric handles of the last route served (connections mostly stay on one route).
+    private var lastCounter: (route: String, status: Int, counter: CoreMetrics.Counter)?
+    private var lastTimer: (route: String, timer: CoreMetrics.Timer)?
+
+    private func requestCounter(_ route: String, _ status: Int) -> CoreMetrics.Counter {
+        if let last = lastCounter, last.status == status, last.route == route { return last.counter }
+        let counter = server.metrics.requestCounter(route: route, status: status)
+        lastCounter = (route, status, counter)
+        return counter
+    }
+
+    private func latencyTimer(_ route: String) -> CoreMetrics.Timer {
+        if let last = lastTimer, last.route == route { return last.timer }
+        let timer = server.metrics.latencyTimer(route: route)
+        lastTimer = (route, timer)
+        return timer
+    }
 
     init(server: GatewayServer, pool: UpstreamPool, httpPool: UpstreamPool) {
         self.server = server
@@ -201,8 +219,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        // Nothing follows this handler on the direct path (after a hand-over it is gone).
         flushClient()
-        context.fireChannelReadComplete()
     }
 
     private enum Decision {
@@ -723,7 +741,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 buffered.moveReaderIndex(forwardBy: end)
                 exchange.responseHead = nil
                 exchange.status = status
-                server.metrics.upstreamLatency(route: exchange.route.name, nanoseconds: DispatchTime.now().uptimeNanoseconds - exchange.upstreamStarted)
+                let now = DispatchTime.now().uptimeNanoseconds
+                latencyTimer(exchange.route.name).recordNanoseconds(Int64(now - exchange.upstreamStarted))
                 exchange.upstreamKeepAlive = !upstreamClose && !http10
                 let framing: Framing
                 if exchange.isHead || status == 204 || status == 304 {
@@ -745,7 +764,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 out.writeStaticString(exchange.clientClose ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
                 staged = out
                 clientNeedsFlush = true
-                exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
+                exchange.lastActivity = now
                 armTimer(due: exchange.deadline)
                 return buffered
             }
@@ -805,7 +824,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     private func flushClient() {
-        writeStaged()
+        if let head = staged {
+            staged = nil
+            clientNeedsFlush = false
+            return context.writeAndFlush(wrapOutboundOut(head), promise: nil)
+        }
         guard clientNeedsFlush else { return }
         clientNeedsFlush = false
         context.flush()
@@ -885,7 +908,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             exchange.handler?.delegate = nil
             if reusable { pool.release(channel, exchange.upstream, handler: exchange.handler) } else { channel.close(promise: nil) }
         }
-        server.requestFinished(route: exchange.route.name, status: status, method: exchange.method, uri: exchange.target,
+        requestCounter(exchange.route.name, status).increment()
+        server.requestFinished(route: exchange.route.name, status: status, counted: true, method: exchange.method, uri: exchange.target,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
                                identity: exchange.identity, bytesIn: 0, bytesOut: exchange.bytesOut, note: note)
     }

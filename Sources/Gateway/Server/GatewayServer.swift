@@ -194,9 +194,10 @@ public final class GatewayServer: Sendable {
 
     // MARK: Accounting
 
-    func requestFinished(route: String, status: Int, method: String, uri: String, requestID: String, started: UInt64,
+    /// Counts the request (unless the caller did, `counted`) and writes its access-log line.
+    func requestFinished(route: String, status: Int, counted: Bool = false, method: String, uri: String, requestID: String, started: UInt64,
                          upstream: Upstream?, identity: Identity?, bytesIn: Int, bytesOut: Int, note: String?) {
-        metrics.request(route: route, status: status)
+        if !counted { metrics.request(route: route, status: status) }
         guard let accessLog else { return }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
         var metadata: Logger.Metadata = [
