@@ -102,6 +102,14 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The cost of relaying bytes through SwiftNIO alone (no HTTP), beside the gateway.
+        .executableTarget(
+            name: "relay-ceiling",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Benchmarks/RelayCeiling",
+            swiftSettings: strict
+        ),
+
         .executableTarget(
             name: "runtime-bench",
             dependencies: ["Runtime", "JOSE", .product(name: "NIOPosix", package: "swift-nio")],

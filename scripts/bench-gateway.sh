@@ -6,6 +6,8 @@
 #
 # Needs ../shared/bench/peers.sh (or PEERS_SH=path). Prints one table per run and the ratios
 # gateway/HAProxy for requests/s and p99 (p99 ratio < 1 means the gateway's tail is lower).
+# A last row loads Benchmarks/RelayCeiling (SwiftNIO relaying bytes, no HTTP) beside HAProxy's
+# plain proxy: the ceiling any NIO-based proxy starts from on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
@@ -16,6 +18,8 @@ PORT=${GATEWAY_BENCH_PORT:-18480}
 
 scripts/install-deps.sh --runtime-only
 swift build -c release --product gateway >/dev/null
+swift build -c release --product relay-ceiling >/dev/null
+RELAY_PORT=$((PORT + 10))
 bash "$PEERS_SH" start
 
 work=$(mktemp -d)
@@ -37,7 +41,9 @@ CONF
 chmod 600 "$PEERS_DIR"/keys/*.pem "$PEERS_DIR"/keys/*.secret 2>/dev/null || true
 .build/release/gateway serve --config "$work/gateway.conf" --threads 1 >"$work/out.log" 2>"$work/err.log" &
 gw=$!
-trap 'kill $gw 2>/dev/null || true; bash "$PEERS_SH" stop >/dev/null 2>&1 || true' EXIT
+.build/release/relay-ceiling "$RELAY_PORT" 18090 >/dev/null 2>&1 &
+relay=$!
+trap 'kill $gw $relay 2>/dev/null || true; bash "$PEERS_SH" stop >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 1 100); do grep -q "listening" "$work/out.log" 2>/dev/null && break; sleep 0.1; done
 
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } else print v }'; }
@@ -54,5 +60,9 @@ for run in $(seq 1 "$RUNS"); do
     awk -v k="$kind" -v a="$prps" -v b="$pp99" -v c="$grps" -v d="$gp99" \
       'BEGIN { printf "%-14s %12.0f %10.2f %12.0f %10.2f %8.2fx %8.2fx\n", k, a, b, c, d, (a > 0 ? c / a : 0), (b > 0 ? d / b : 0) }'
   done
+  # The floor: SwiftNIO relaying bytes with no HTTP at all, against the same nginx.
+  relay_rps=$(bash "$PEERS_SH" load "$RELAY_PORT" none | sed -n 's/.*rps=\([0-9.]*\).*/\1/p')
+  plain_rps=$(bash "$PEERS_SH" load 18085 none | sed -n 's/.*rps=\([0-9.]*\).*/\1/p')
+  awk -v r="$relay_rps" -v h="$plain_rps" 'BEGIN { printf "%-14s %12.0f %10s %12.0f %10s %8.2fx   (SwiftNIO byte relay, no HTTP: the floor under the gateway)\n", "relay-ceiling", h, "", r, "", (h > 0 ? r / h : 0) }'
   echo
 done
