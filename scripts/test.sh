@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # A fresh PostgreSQL data folder for this run, removed afterwards.
 export GATEWAY_PG_DIR=${GATEWAY_PG_DIR:-/tmp/gateway-pg-test-$$}
+# A free loopback port, so a PostgreSQL already running here (another checkout's) is no obstacle.
+export GATEWAY_PG_PORT=${GATEWAY_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 GATEWAY_POSTGRES_URL=$(scripts/postgres.sh start)
 export GATEWAY_POSTGRES_URL
 trap 'scripts/postgres.sh stop; rm -rf "$GATEWAY_PG_DIR"' EXIT
