@@ -9,7 +9,12 @@ public struct Router: Sendable {
 
     /// `host` is the Host header without the port, lower-cased; `path` has no query.
     public func match(method: String, host: String?, path: String) -> RouteConfig? {
-        routes.first { route in
+        matchIndex(method: method, host: host, path: path).map { routes[$0] }
+    }
+
+    /// The position of the matching route (no copy of it is made).
+    public func matchIndex(method: String, host: String?, path: String) -> Int? {
+        routes.firstIndex { route in
             switch route.match {
             case .exact(let p): guard path == p else { return false }
             case .prefix(let p):

@@ -82,7 +82,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// One request on the direct path.
     final class Exchange {
         let requestID: String
-        let route: RouteConfig
+        let route: RouteEntry
         let method: String
         let target: String
         let path: String
@@ -115,10 +115,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         /// When the exchange times out: no response head within the first-byte timeout, or
         /// nothing from the upstream for the idle timeout.
         var deadline: UInt64 {
-            framing == nil ? upstreamStarted &+ UInt64(route.firstByteTimeout * 1e9) : lastActivity &+ UInt64(route.idleTimeout * 1e9)
+            framing == nil ? upstreamStarted &+ UInt64(route.config.firstByteTimeout * 1e9) : lastActivity &+ UInt64(route.config.idleTimeout * 1e9)
         }
 
-        init(requestID: String, route: RouteConfig, method: String, target: String, path: String, query: Substring?, keepAlive: Bool,
+        init(requestID: String, route: RouteEntry, method: String, target: String, path: String, query: Substring?, keepAlive: Bool,
              identity: Identity?, request: ByteBuffer, headerStart: Int, upstreams: [Upstream]) {
             self.requestID = requestID
             self.route = route
@@ -282,8 +282,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// Reads one request head from the client's bytes and decides what happens to it.
     private func examine(_ p: UnsafeRawBufferPointer, state: GatewayState) -> Decision {
         guard let end = HTTPScan.headEnd(p) else { return .wait }
-        let config = state.config
-        if server.isDraining || end > config.server.maxHeaderBytes { return .handOver }
+        if server.isDraining || end > state.config.server.maxHeaderBytes { return .handOver }
 
         // Request line: method SP origin-form SP HTTP/1.1 CRLF.
         var i = 0
@@ -386,31 +385,32 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let method = HTTPScan.string(p, methodRange)
         let hostName = HTTPScan.hostName(p, host)
         func requestID() -> String { requestIDField.flatMap { Self.validRequestID(p, $0) } ?? RequestIDs.next() }
-        guard let route = state.router.match(method: method, host: hostName, path: path) else {
+        guard let routeIndex = state.router.matchIndex(method: method, host: hostName, path: path) else {
             return .reject(Rejection(response: .noRoute, verification: nil, route: "-", method: method, target: target, requestID: requestID(),
                                      keepAlive: keepAlive), consumed: end)
         }
-        if route.session == .required { return .handOver }
+        let entry = state.routeEntries[routeIndex]
+        if entry.config.session == .required { return .handOver }
 
         // Token and policy.
-        let token = findToken(p, sources: config.auth.tokenSources, authorization: authorization, apikey: apikey, cookie: cookie, query: query)
+        let token = findToken(p, sources: state.config.auth.tokenSources, authorization: authorization, apikey: apikey, cookie: cookie, query: query)
         if case .unsupported = token { return .handOver }
         let outcome: Authenticator.Outcome
         if case .found(let range) = token {
-            outcome = state.authenticator.authenticate(route: route, token: UnsafeRawBufferPointer(rebasing: p[range]))
+            outcome = state.authenticator.authenticate(route: entry.config, token: UnsafeRawBufferPointer(rebasing: p[range]))
         } else {
-            outcome = state.authenticator.authenticate(route: route, token: nil)
+            outcome = state.authenticator.authenticate(route: entry.config, token: nil)
         }
         let identity: Identity?
         switch outcome {
         case .pass(let who):
             identity = who
         case .refuse(let failure):
-            return .reject(Rejection(response: .auth(failure), verification: failure.reason.rawValue, route: route.name, method: method, target: target,
+            return .reject(Rejection(response: .auth(failure), verification: failure.reason.rawValue, route: entry.config.name, method: method, target: target,
                                      requestID: requestID(), keepAlive: keepAlive), consumed: end)
         }
-        if !route.forwardAuthorization {
-            for source in config.auth.tokenSources {
+        if !entry.config.forwardAuthorization {
+            for source in state.config.auth.tokenSources {
                 switch source {
                 case .cookie: if cookie != nil { return .handOver }
                 case .query: if query != nil { return .handOver }
@@ -425,9 +425,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
         // The header block for the upstream.
         let requestID = requestID()
-        let identityConfig = config.identity
-        let upstreams = state.upstreams(for: route)
-        let uri = Router.upstreamURI(route: route, upstream: upstreams[0], path: path, query: query)
+        let upstreams = state.upstreams(for: entry.config)
+        let uri = Router.upstreamURI(route: entry.config, upstream: upstreams[0], path: path, query: query)
         var block = context.channel.allocator.buffer(capacity: end + uri.utf8.count + 256 + (identity == nil ? 0 : 512))
         Self.writeRequestLine(&block, method: method, uri: uri)
         let headerStart = block.writerIndex
@@ -442,6 +441,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             block.writeStaticString("\r\n")
         }
         if let identity {
+            let identityConfig = state.config.identity
             if let user = identity.userID, !identityConfig.userID.isEmpty { add(identityConfig.userID, user) }
             if let role = identity.role, !identityConfig.role.isEmpty { add(identityConfig.role, role) }
             if let session = identity.sessionID, !identityConfig.sessionID.isEmpty { add(identityConfig.sessionID, session) }
@@ -462,7 +462,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         block.writeString(requestID)
         block.writeStaticString("\r\n\r\n")
 
-        let exchange = Exchange(requestID: requestID, route: route, method: method, target: target, path: path, query: query,
+        let exchange = Exchange(requestID: requestID, route: entry, method: method, target: target, path: path, query: query,
                                 keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart, upstreams: upstreams)
         return .forward(exchange, consumed: end)
     }
@@ -557,7 +557,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             exchange.reused = true
             return send(exchange, on: pooled.channel, handler: pooled.handler)
         }
-        pool.acquire(exchange.upstream, connectTimeout: exchange.route.connectTimeout, fresh: true).assumeIsolated().whenComplete { result in
+        pool.acquire(exchange.upstream, connectTimeout: exchange.route.config.connectTimeout, fresh: true).assumeIsolated().whenComplete { result in
             guard self.exchange === exchange else {
                 if case .success(let acquired) = result { acquired.channel.close(promise: nil) }
                 return
@@ -571,7 +571,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     exchange.attempt = 1
                     exchange.upstream = exchange.upstreams[1]
                     // The request line depends on the upstream (its base path); the headers do not.
-                    let uri = Router.upstreamURI(route: exchange.route, upstream: exchange.upstream, path: exchange.path, query: exchange.query)
+                    let uri = Router.upstreamURI(route: exchange.route.config, upstream: exchange.upstream, path: exchange.path, query: exchange.query)
                     var request = ByteBuffer()
                     request.reserveCapacity(exchange.request.readableBytes + uri.utf8.count)
                     Self.writeRequestLine(&request, method: exchange.method, uri: uri)
@@ -616,9 +616,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let due = exchange.deadline
         if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
         if exchange.framing == nil {
-            fail(exchange, .gatewayTimeout("no response from upstream within \(Duration.describe(exchange.route.firstByteTimeout))"))
+            fail(exchange, .gatewayTimeout("no response from upstream within \(Duration.describe(exchange.route.config.firstByteTimeout))"))
         } else {
-            abort(exchange, note: "upstream idle for \(Duration.describe(exchange.route.idleTimeout))")
+            abort(exchange, note: "upstream idle for \(Duration.describe(exchange.route.config.idleTimeout))")
         }
     }
 
@@ -742,7 +742,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 exchange.responseHead = nil
                 exchange.status = status
                 let now = DispatchTime.now().uptimeNanoseconds
-                latencyTimer(exchange.route.name).recordNanoseconds(Int64(now - exchange.upstreamStarted))
+                latencyTimer(exchange.route.config.name).recordNanoseconds(Int64(now - exchange.upstreamStarted))
                 exchange.upstreamKeepAlive = !upstreamClose && !http10
                 let framing: Framing
                 if exchange.isHead || status == 204 || status == 304 {
@@ -908,8 +908,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             exchange.handler?.delegate = nil
             if reusable { pool.release(channel, exchange.upstream, handler: exchange.handler) } else { channel.close(promise: nil) }
         }
-        requestCounter(exchange.route.name, status).increment()
-        server.requestFinished(route: exchange.route.name, status: status, counted: true, method: exchange.method, uri: exchange.target,
+        requestCounter(exchange.route.config.name, status).increment()
+        server.requestFinished(route: exchange.route.config.name, status: status, counted: true, method: exchange.method, uri: exchange.target,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
                                identity: exchange.identity, bytesIn: 0, bytesOut: exchange.bytesOut, note: note)
     }

@@ -14,6 +14,8 @@ final class GatewayState: Sendable {
     let ownedHeaderLengths: Set<Int>
     /// Round-robin position per route.
     let cursors: [AtomicCounter]
+    /// The routes by reference, so a request holds one pointer rather than a copy of a route.
+    let routeEntries: [RouteEntry]
 
     init(config: GatewayConfig, keys: KeyStore, onUnknownKid: (@Sendable () -> Void)? = nil) {
         self.config = config
@@ -23,6 +25,7 @@ final class GatewayState: Sendable {
         authenticator = Authenticator(verifier: verifier, sources: config.auth.tokenSources, tenantClaim: config.identity.tenantClaim,
                                       onUnknownKid: onUnknownKid)
         cursors = config.routes.map { _ in AtomicCounter() }
+        routeEntries = config.routes.map(RouteEntry.init)
         ownedHeaders = Set(config.identity.namespace + IdentityConfig.defaultNames)
         ownedHeaderLengths = Set(ownedHeaders.map(\.utf8.count))
     }
@@ -33,4 +36,10 @@ final class GatewayState: Sendable {
         let start = Int(cursors[route.index].next() % UInt64(route.upstreams.count))
         return Array(route.upstreams[start...] + route.upstreams[..<start])
     }
+}
+
+/// A route held by reference.
+final class RouteEntry: Sendable {
+    let config: RouteConfig
+    init(_ config: RouteConfig) { self.config = config }
 }
