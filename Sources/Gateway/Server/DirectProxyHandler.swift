@@ -39,6 +39,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private var clientNeedsFlush = false
     private var remoteIP = ""
     private var fields: [HTTPScan.Field] = []
+    /// The channel's, kept (reading it through the channel costs a lock and a retain).
+    private var allocator = ByteBufferAllocator()
+    /// Tracked from writability events, so the upstream's reads need not ask the channel.
+    private var clientWritable = true
     /// One timer per connection, re-armed when it fires rather than per request: it checks
     /// the exchange's deadline then (scheduling and cancelling per request cost more than
     /// the rest of a request's bookkeeping).
@@ -145,6 +149,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         remoteIP = context.channel.remoteAddress?.ipAddress ?? ""
+        allocator = context.channel.allocator
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -200,7 +205,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { exchange?.handler?.resumeReading() }
+        clientWritable = context.channel.isWritable
+        if clientWritable { exchange?.handler?.resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -263,7 +269,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                                    requestID: rejection.requestID, started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil,
                                    bytesIn: 0, bytesOut: 0, note: rejection.response.reason)
             let keepAlive = rejection.keepAlive && !server.isDraining
-            context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, allocator: context.channel.allocator)), promise: nil)
+            context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
             clientNeedsFlush = true
             if keepAlive {
                 nextRequest()
@@ -427,7 +433,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let requestID = requestID()
         let upstreams = state.upstreams(for: entry.config)
         let uri = Router.upstreamURI(route: entry.config, upstream: upstreams[0], path: path, query: query)
-        var block = context.channel.allocator.buffer(capacity: end + uri.utf8.count + 256 + (identity == nil ? 0 : 512))
+        var block = allocator.buffer(capacity: end + uri.utf8.count + 256 + (identity == nil ? 0 : 512))
         Self.writeRequestLine(&block, method: method, uri: uri)
         let headerStart = block.writerIndex
         for (index, field) in fields.enumerated() {
@@ -629,7 +635,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         buffer.writeStaticString(" HTTP/1.1\r\n")
     }
 
-    var upstreamMayRead: Bool { context.channel.isWritable }
+    var upstreamMayRead: Bool { clientWritable }
 
     func upstreamReadComplete() { flushClient() }
 
@@ -718,7 +724,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3); the length is not passed on.
                     for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { drop(index) }
                 }
-                out = context.channel.allocator.buffer(capacity: end + 96)
+                out = allocator.buffer(capacity: end + 96)
                 out.writeStaticString("HTTP/1.1")
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: p[8...lineEnd]))
                 for (index, field) in fields.enumerated() where !(index < 64 ? dropped & (1 << index) != 0 : droppedMore.contains(index)) {
@@ -891,7 +897,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         self.exchange = nil
         finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
         let keepAlive = exchange.keepAlive && !server.isDraining
-        context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, allocator: context.channel.allocator)), promise: nil)
+        context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
         clientNeedsFlush = true
         if keepAlive {
             flushClient()
