@@ -4,6 +4,7 @@
 // read against what NIO itself costs.
 //
 //   relay-ceiling LISTEN_PORT UPSTREAM_PORT     (one event loop, 127.0.0.1)
+import Foundation
 import NIOCore
 import NIOPosix
 
@@ -27,7 +28,7 @@ let arguments = CommandLine.arguments
 let listenPort = arguments.count > 1 ? Int(arguments[1]) ?? 18490 : 18490
 let upstreamPort = arguments.count > 2 ? Int(arguments[2]) ?? 18090 : 18090
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-let server = try ServerBootstrap(group: group)
+let bootstrap = ServerBootstrap(group: group)
     .serverChannelOption(.backlog, value: 1024)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -50,6 +51,11 @@ let server = try ServerBootstrap(group: group)
                 }
         }
     }
-    .bind(host: "127.0.0.1", port: listenPort).wait()
-print("relay-ceiling listening on 127.0.0.1:\(listenPort)")
-try server.closeFuture.wait()
+do {
+    let server = try bootstrap.bind(host: "127.0.0.1", port: listenPort).wait()
+    print("relay-ceiling listening on 127.0.0.1:\(listenPort)")
+    try server.closeFuture.wait()
+} catch {
+    FileHandle.standardError.write(Data("relay-ceiling: cannot listen on 127.0.0.1:\(listenPort): \(error)\n".utf8))
+    exit(1)
+}
