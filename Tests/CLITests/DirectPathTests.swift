@@ -109,6 +109,46 @@ import Testing
         #expect(result.raw.contains("error_description=\"malformed"), "the refusal says why")
     }
 
+    /// `[server] idle_timeout` closes a connection with nothing in flight, on both paths, and
+    /// bounds a head that is sent slowly; a request in flight is never cut by it.
+    @Test func idleConnectionsAreClosed() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(rawConfig: TestGateway.text(config: """
+        [[route]]
+        path = "/up/"
+        upstream = "\(up.url)"
+        auth = "optional"
+        """, keys: Self.keys).replacingOccurrences(of: "[auth]", with: "[server]\nidle_timeout = \"1s\"\n\n[auth]"), directory: CLI.temporaryDirectory())
+        let script = """
+        import socket,sys,time
+        def attempt(payload, wait_before_read):
+            s=socket.create_connection(("127.0.0.1",\(gw.port)));s.settimeout(6)
+            start=time.time()
+            s.sendall(payload)
+            time.sleep(wait_before_read)
+            data=b""
+            try:
+                while True:
+                    chunk=s.recv(65536)
+                    if not chunk: break
+                    data+=chunk
+            except Exception as e:
+                return "open"
+            return "%s closed-after=%.1f" % (data.split(b"\\r\\n")[0].decode() or "-", time.time()-start)
+        print(attempt(b"GET /up/echo HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", 0))
+        print(attempt(b"GET /up/echo HTTP/1.1\\r\\nHost: x\\r\\n", 0))
+        print(attempt(b"POST /up/echo HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\n\\r\\nhi", 0))
+        print(attempt(b"GET /up/slow?ms=2500 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", 0))
+        """
+        let lines = try CLI.run(["python3", "-c", script], executable: "/usr/bin/env").stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(lines)")
+        func closedAfter(_ line: String) -> Double { Double(line.split(separator: "=").last ?? "") ?? -1 }
+        #expect(lines[0].hasPrefix("HTTP/1.1 200") && (0.8...4).contains(closedAfter(lines[0])), "direct path, idle after a response: \(lines[0])")
+        #expect(lines[1].hasPrefix("-") && (0.8...4).contains(closedAfter(lines[1])), "a head never finished: \(lines[1])")
+        #expect(lines[2].hasPrefix("HTTP/1.1 200") && (0.8...4).contains(closedAfter(lines[2])), "full path, idle after a response: \(lines[2])")
+        #expect(lines[3].hasPrefix("HTTP/1.1 200") && closedAfter(lines[3]) >= 2.4, "a slow answer is not cut: \(lines[3])")
+    }
+
     /// Identity headers sent by the client never reach the upstream on the direct path, in any
     /// spelling, and the verified ones are added.
     @Test func spoofedIdentityIsReplacedOnTheDirectPath() throws {

@@ -48,6 +48,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// the rest of a request's bookkeeping).
     private var timer: Scheduled<Void>?
     private var timerDue: UInt64 = 0
+    private var idleSince: UInt64 = 0
+    private let idleTimeout: UInt64
     /// A response head not written yet, so a small body can join it in one write.
     private var staged: ByteBuffer?
     /// The metric handles of the last route served (connections mostly stay on one route).
@@ -72,6 +74,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         self.server = server
         self.pool = pool
         self.httpPool = httpPool
+        idleTimeout = UInt64(server.state.config.server.clientIdleTimeout * 1e9)
         fields.reserveCapacity(32)
     }
 
@@ -155,7 +158,15 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     func channelActive(context: ChannelHandlerContext) {
         server.metrics.connectionOpened()
         server.connections.opened(context.channel)
+        becameIdle()
         context.fireChannelActive()
+    }
+
+    /// A connection with no request in flight must send the next complete head within
+    /// `[server] idle_timeout` (which also bounds a head sent slowly), or it is closed.
+    private func becameIdle() {
+        idleSince = DispatchTime.now().uptimeNanoseconds
+        armTimer(due: idleSince &+ idleTimeout)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -268,6 +279,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             server.requestFinished(route: rejection.route, status: Int(rejection.response.status.code), method: rejection.method, uri: rejection.target,
                                    requestID: rejection.requestID, started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil,
                                    bytesIn: 0, bytesOut: 0, note: rejection.response.reason)
+            becameIdle()
             let keepAlive = rejection.keepAlive && !server.isDraining
             context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
             clientNeedsFlush = true
@@ -532,6 +544,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// Gives the connection to the full HTTP stack, with the bytes not used yet.
     private func handOver() {
         handedOver = true
+        timer?.cancel()
+        timer = nil
         // The full path holds reads while it works, so it never needs half-closure.
         _ = context.channel.setOption(.allowRemoteHalfClosure, value: false)
         let sync = context.pipeline.syncOperations
@@ -618,7 +632,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     private func timerFired() {
-        guard let exchange else { return }
+        guard let exchange else {
+            guard !closing, !handedOver else { return }
+            let due = idleSince &+ idleTimeout
+            if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
+            return closeAfterWrites()
+        }
         let due = exchange.deadline
         if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
         if exchange.framing == nil {
@@ -844,6 +863,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func complete(_ exchange: Exchange, excess: Bool) {
         self.exchange = nil
         finish(exchange, status: exchange.status, reusable: exchange.upstreamKeepAlive && !excess, note: nil)
+        becameIdle()
         // The upstream connection is detached now, so its read-complete will not flush for us.
         flushClient()
         if exchange.clientClose {
@@ -896,6 +916,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func fail(_ exchange: Exchange, _ response: ErrorResponse) {
         self.exchange = nil
         finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
+        becameIdle()
         let keepAlive = exchange.keepAlive && !server.isDraining
         context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
         clientNeedsFlush = true

@@ -26,6 +26,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var closeAfterDiscard = false
     private var pendingRead = false
     private var inputClosed = false
+    /// Closes the connection once it has been idle for `[server] idle_timeout`.
+    private var idleTask: Scheduled<Void>?
     /// Pipelined requests that arrived while another was in progress, replayed in order once
     /// it is answered (this handler does HTTP/1.1 pipelining itself).
     private var queued: [HTTPServerRequestPart] = []
@@ -118,6 +120,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleTask?.cancel()
+        idleTask = nil
         local = nil
         server.metrics.connectionClosed()
         server.connections.closed(context.channel)
@@ -173,6 +177,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func resumeClientReads() {
         drainQueue()
         closeIfFinished()
+        if exchange == nil, local == nil, !discarding, idleTask == nil {
+            let timeout = server.state.config.server.clientIdleTimeout
+            idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
+                self.idleTask = nil
+                if self.exchange == nil, self.local == nil, !self.discarding, self.queued.isEmpty { self.context.close(promise: nil) }
+            }
+        }
         guard pendingRead, queued.isEmpty, local?.dispatched != true else { return }
         pendingRead = false
         context.read()
@@ -259,6 +270,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func begin(_ head: HTTPRequestHead) {
+        idleTask?.cancel()
+        idleTask = nil
         let state = server.state
         let requestID = Self.requestID(from: head.headers)
         let keepAlive = head.isKeepAlive && !server.isDraining
