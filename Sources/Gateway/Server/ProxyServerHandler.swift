@@ -111,6 +111,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         remoteIP = context.channel.remoteAddress?.ipAddress ?? ""
+        // Added when the direct path hands over; the bytes handed over may not hold a whole head.
+        if context.channel.isActive { armIdle() }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -168,6 +170,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// Nothing in flight: the next complete head must come within `[server] idle_timeout`.
+    private func armIdle() {
+        guard idleTask == nil else { return }
+        let timeout = server.state.config.server.clientIdleTimeout
+        idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
+            self.idleTask = nil
+            if self.exchange == nil, self.local == nil, !self.discarding, self.queued.isEmpty { self.context.close(promise: nil) }
+        }
+    }
+
     /// The client sent all it will: close once everything it asked for is answered.
     private func closeIfFinished() {
         guard inputClosed, exchange == nil, local == nil, !discarding, queued.isEmpty else { return }
@@ -177,13 +189,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func resumeClientReads() {
         drainQueue()
         closeIfFinished()
-        if exchange == nil, local == nil, !discarding, idleTask == nil {
-            let timeout = server.state.config.server.clientIdleTimeout
-            idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
-                self.idleTask = nil
-                if self.exchange == nil, self.local == nil, !self.discarding, self.queued.isEmpty { self.context.close(promise: nil) }
-            }
-        }
+        if exchange == nil, local == nil, !discarding { armIdle() }
         guard pendingRead, queued.isEmpty, local?.dispatched != true else { return }
         pendingRead = false
         context.read()
