@@ -109,6 +109,34 @@ import Testing
         #expect(result.raw.contains("error_description=\"malformed"), "the refusal says why")
     }
 
+    /// Content-Length bodies stay on the direct path: forwarded as they arrive, pipelined after,
+    /// a stalled body answered 408, an early answer from the upstream ends both connections.
+    @Test func contentLengthBodiesOnTheDirectPath() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: """
+        [[route]]
+        path = "/up/"
+        upstream = "\(up.url)"
+        auth = "optional"
+        timeouts = { idle = "1s" }
+        """, keys: Self.keys)
+        let body = String(repeating: "b", count: 100_000)
+        let post = "POST /up/echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        let get = "GET /up/echo HTTP/1.1\r\nHost: x\r\n\r\n"
+        let pipelined = try Self.exchange(gw.port, post + post + get, responses: 3)
+        #expect(pipelined.statuses == [200, 200, 200], "\(pipelined.statuses)")
+        #expect(pipelined.raw.components(separatedBy: "\"body_bytes\": 100000").count == 3, "both bodies arrived whole")
+        // Half a body, then silence: 408 after the route's idle timeout, and the connection ends.
+        let stalled = try Self.exchange(gw.port, "POST /up/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf")
+        #expect(stalled.statuses == [408] && stalled.raw.contains("request_timeout") && stalled.raw.hasSuffix("<EOF>"), "\(stalled.raw)")
+        // The upstream answers without reading the body (a reset path): the client gets the
+        // answer or a closed connection, never a request made of body bytes.
+        let early = try Self.exchange(gw.port, "POST /up/status?code=201 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nGET /", responses: 1)
+        #expect(early.statuses == [201], "\(early.raw)")
+        #expect(try Curl.request(gw.url + "/up/echo", ["--data", "x=1"]).json?["body_bytes"]?.integer == 3)
+        #expect(gw.child.process.isRunning)
+    }
+
     /// `[server] idle_timeout` closes a connection with nothing in flight, on both paths, and
     /// bounds a head that is sent slowly; a request in flight is never cut by it.
     @Test func idleConnectionsAreClosed() throws {

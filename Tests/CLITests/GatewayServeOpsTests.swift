@@ -138,8 +138,12 @@ import Testing
         #expect(upload.json?["body_bytes"]?.integer == Int64(size))
         let (chunked, _) = try sampled { try Curl.request(gw.url + "/echo", ["-T", file, "-X", "POST", "-H", "Transfer-Encoding: chunked"], timeout: 300) }
         #expect(chunked.json?["body_bytes"]?.integer == Int64(size))
-        print("streaming \(size) bytes: peak RSS download \(downPeak / 1024) MiB, upload \(upPeak / 1024) MiB")
-        #expect(downPeak < 64 * 1024 && upPeak < 64 * 1024, "gateway RSS must stay under 64 MiB (download \(downPeak) KiB, upload \(upPeak) KiB)")
+        // Without Expect: 100-continue the upload stays on the direct path (Content-Length body).
+        let (direct, directPeak) = try sampled { try Curl.request(gw.url + "/echo", ["-T", file, "-X", "POST", "-H", "Expect:"], timeout: 300) }
+        #expect(direct.status == 200 && direct.json?["body_bytes"]?.integer == Int64(size))
+        print("streaming \(size) bytes: peak RSS download \(downPeak / 1024) MiB, upload \(upPeak / 1024) MiB, direct-path upload \(directPeak / 1024) MiB")
+        #expect(downPeak < 64 * 1024 && upPeak < 64 * 1024 && directPeak < 64 * 1024,
+                "gateway RSS must stay under 64 MiB (download \(downPeak) KiB, upload \(upPeak) KiB, direct-path upload \(directPeak) KiB)")
         try? FileManager.default.removeItem(atPath: file)
     }
 

@@ -86,6 +86,18 @@ final class RawUpstreamHandler: ChannelInboundHandler, ChannelOutboundHandler {
         context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
     }
 
+    func write(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged()
+    }
+
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
@@ -130,5 +142,6 @@ protocol RawUpstreamDelegate: AnyObject {
     func upstream(bytes: ByteBuffer)
     func upstreamClosed(error: (any Error)?)
     func upstreamReadComplete()
+    func upstreamWritabilityChanged()
     var upstreamMayRead: Bool { get }
 }

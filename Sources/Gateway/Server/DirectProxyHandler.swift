@@ -5,13 +5,13 @@ import NIOCore
 import NIOHTTP1
 
 /// The first handler on every client connection: the direct path for the common request, a
-/// complete HTTP/1.1 head with no body going to an upstream. It reads the head as bytes,
+/// complete HTTP/1.1 head, with no body or a Content-Length body, going to an upstream. It reads the head as bytes,
 /// routes and authenticates it, writes the upstream request as bytes (the client's header
 /// lines copied, the gateway's own added), and passes the response through as bytes, reading
 /// only its head and its framing. No HTTP objects are made on the way.
 ///
-/// A refused token or a request no route matches is answered here (the request has no body).
-/// Anything else (a request body, `Expect`, an upgrade, HTTP/1.0, the gateway's own endpoints,
+/// A refused token or a request no route matches is answered here.
+/// Anything else (a chunked request body, `Expect`, an upgrade, HTTP/1.0, the gateway's own endpoints,
 /// session checks in the runtime, a head it does not fully understand) hands
 /// the connection, with the bytes not yet used, to the full HTTP stack (NIOHTTP1 and
 /// `ProxyServerHandler`), which answers it as before; the connection stays there. Both paths
@@ -43,6 +43,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private var allocator = ByteBufferAllocator()
     /// Tracked from writability events, so the upstream's reads need not ask the channel.
     private var clientWritable = true
+    /// Body bytes were written upstream in this read cycle and await a flush.
+    private var upstreamNeedsFlush = false
     /// One timer per connection, re-armed when it fires rather than per request: it checks
     /// the exchange's deadline then (scheduling and cancelling per request cost more than
     /// the rest of a request's bookkeeping).
@@ -122,11 +124,29 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         /// When the exchange times out: no response head within the first-byte timeout, or
         /// nothing from the upstream for the idle timeout.
         var deadline: UInt64 {
-            framing == nil ? upstreamStarted &+ UInt64(route.config.firstByteTimeout * 1e9) : lastActivity &+ UInt64(route.config.idleTimeout * 1e9)
+            if framing != nil { return lastActivity &+ UInt64(route.config.idleTimeout * 1e9) }
+            // Connecting: the connect timeout answers first; this is only a backstop.
+            if channel == nil { return started &+ UInt64((route.config.connectTimeout + 1) * 1e9) }
+            // The client is still sending the body: it may pause for the idle timeout.
+            if bodyRemaining > 0 { return bodyActivity &+ UInt64(route.config.idleTimeout * 1e9) }
+            return requestSent &+ UInt64(route.config.firstByteTimeout * 1e9)
         }
 
+        /// Content-Length body: bytes not yet read from the client, parts read before the
+        /// upstream connection was ready, bytes read in all.
+        let bodyLength: Int
+        var bodyRemaining: Int
+        var pendingBody: [ByteBuffer] = []
+        var bytesIn = 0
+        var bodyActivity: UInt64 = 0
+        /// When the whole request had been written to the upstream.
+        var requestSent: UInt64 = 0
+
         init(requestID: String, route: RouteEntry, method: String, target: String, path: String, query: Substring?, keepAlive: Bool,
-             identity: Identity?, request: ByteBuffer, headerStart: Int, upstreams: [Upstream]) {
+             identity: Identity?, request: ByteBuffer, headerStart: Int, upstreams: [Upstream], bodyLength: Int) {
+            self.bodyLength = bodyLength
+            self.bodyRemaining = bodyLength
+            self.bodyActivity = started
             self.requestID = requestID
             self.route = route
             self.method = method
@@ -201,18 +221,58 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// Reads go on while a request is in flight (holding them would change the socket's epoll
     /// interest twice per request); what arrives waits in `inbound`, up to `inboundLimit`.
     func read(context: ChannelHandlerContext) {
-        if closing || (inbound?.readableBytes ?? 0) > Self.inboundLimit {
+        if !mayReadClient {
             pendingRead = true
             return
         }
         context.read()
     }
 
+    /// Reads wait while too much is buffered, and while a request body cannot go on to the
+    /// upstream (not connected yet, or not writable: backpressure).
+    private var mayReadClient: Bool {
+        if closing || (inbound?.readableBytes ?? 0) > Self.inboundLimit { return false }
+        if let exchange, exchange.bodyRemaining > 0, !(exchange.channel?.isWritable ?? false) { return false }
+        return true
+    }
+
     private func resumeClientReads() {
         if inputClosed, exchange == nil, !closing, !handedOver { return closeAfterWrites() }
-        guard pendingRead, !closing, !handedOver, (inbound?.readableBytes ?? 0) <= Self.inboundLimit else { return }
+        guard pendingRead, !handedOver, mayReadClient else { return }
         pendingRead = false
         context.read()
+    }
+
+    func upstreamWritabilityChanged() {
+        resumeClientReads()
+    }
+
+    /// Moves request-body bytes from `inbound` to the upstream (or to the exchange while it
+    /// connects).
+    private func pumpBody(_ exchange: Exchange) {
+        guard exchange.bodyRemaining > 0, var buffered = inbound, buffered.readableBytes > 0 else { return }
+        let take = min(exchange.bodyRemaining, buffered.readableBytes)
+        let part = buffered.readSlice(length: take)!
+        inbound = buffered.readableBytes > 0 ? buffered : nil
+        exchange.bodyRemaining -= take
+        exchange.bytesIn += take
+        exchange.bodyActivity = DispatchTime.now().uptimeNanoseconds
+        guard let handler = exchange.handler else {
+            exchange.pendingBody.append(part)
+            return
+        }
+        handler.write(part)
+        if exchange.bodyRemaining == 0 {
+            handler.flush()
+            requestSent(exchange)
+        } else {
+            upstreamNeedsFlush = true
+        }
+    }
+
+    private func requestSent(_ exchange: Exchange) {
+        exchange.requestSent = DispatchTime.now().uptimeNanoseconds
+        armTimer(due: exchange.deadline)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -232,12 +292,20 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             var incoming = bytes
             inbound!.writeBuffer(&incoming)
         }
-        if exchange == nil { nextRequest() }
+        if let exchange {
+            pumpBody(exchange)
+        } else {
+            nextRequest()
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // Nothing follows this handler on the direct path (after a hand-over it is gone).
         flushClient()
+        if upstreamNeedsFlush {
+            upstreamNeedsFlush = false
+            exchange?.handler?.flush()
+        }
     }
 
     private enum Decision {
@@ -293,6 +361,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             if inbound!.readableBytes == 0 { inbound = nil }
             self.exchange = exchange
             if exchange.identity != nil { server.metrics.verification("valid") }
+            pumpBody(exchange)
             connect(exchange)
         }
     }
@@ -325,6 +394,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var host: Range<Int>? = nil, authorization: Range<Int>? = nil, apikey: Range<Int>? = nil
         var cookie: Range<Int>? = nil, requestIDField: Range<Int>? = nil, forwardedFor: Range<Int>? = nil
         var keepAlive = true
+        var contentLength: Int? = nil
         var dropped = 0  // bit i set: fields[i] is not copied
         var droppedMore: Set<Int> = []
         func drop(_ index: Int) { if index < 64 { dropped |= 1 << index } else { droppedMore.insert(index) } }
@@ -348,7 +418,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             case 7 where HTTPScan.equalsLowercase(p, name, "upgrade"):
                 return .handOver
             case 14 where HTTPScan.equalsLowercase(p, name, "content-length"):
-                guard HTTPScan.decimal(p, field.value) == 0 else { return .handOver }
+                guard contentLength == nil, let length = HTTPScan.decimal(p, field.value) else { return .handOver }
+                contentLength = length
             case 17 where HTTPScan.equalsLowercase(p, name, "transfer-encoding"):
                 return .handOver
             case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
@@ -409,6 +480,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
         let entry = state.routeEntries[routeIndex]
         if entry.config.session == .required { return .handOver }
+        let bodyLimit = state.config.server.maxBodyBytes
+        if bodyLimit > 0, (contentLength ?? 0) > bodyLimit { return .handOver }  // 413, said by the full path
 
         // Token and policy.
         let token = findToken(p, sources: state.config.auth.tokenSources, authorization: authorization, apikey: apikey, cookie: cookie, query: query)
@@ -481,7 +554,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         block.writeStaticString("\r\n\r\n")
 
         let exchange = Exchange(requestID: requestID, route: entry, method: method, target: target, path: path, query: query,
-                                keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart, upstreams: upstreams)
+                                keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart, upstreams: upstreams,
+                                bodyLength: contentLength ?? 0)
         return .forward(exchange, consumed: end)
     }
 
@@ -615,8 +689,20 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         exchange.handler = handler
         handler.delegate = self
         exchange.upstreamStarted = DispatchTime.now().uptimeNanoseconds
-        handler.send(exchange.request)
-        armTimer(due: exchange.deadline)
+        if exchange.pendingBody.isEmpty, exchange.bodyRemaining == 0 {
+            handler.send(exchange.request)
+        } else {
+            handler.write(exchange.request)
+            for part in exchange.pendingBody { handler.write(part) }
+            exchange.pendingBody.removeAll()
+            handler.flush()
+        }
+        if exchange.bodyRemaining == 0 {
+            requestSent(exchange)
+        } else {
+            armTimer(due: exchange.deadline)
+            resumeClientReads()
+        }
     }
 
     /// Makes sure the connection's timer fires no later than `due`.
@@ -640,7 +726,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
         let due = exchange.deadline
         if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
-        if exchange.framing == nil {
+        if exchange.framing == nil, exchange.channel != nil, exchange.bodyRemaining > 0 {
+            fail(exchange, ErrorResponse(status: .requestTimeout, error: "request_timeout",
+                                         reason: "the request body stalled for \(Duration.describe(exchange.route.config.idleTimeout)) with \(exchange.bodyRemaining) bytes to go"))
+        } else if exchange.framing == nil {
             fail(exchange, .gatewayTimeout("no response from upstream within \(Duration.describe(exchange.route.config.firstByteTimeout))"))
         } else {
             abort(exchange, note: "upstream idle for \(Duration.describe(exchange.route.config.idleTimeout))")
@@ -784,6 +873,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 if case .untilClose = framing { exchange.upstreamKeepAlive = false }
                 exchange.framing = framing
                 exchange.clientClose = !exchange.keepAlive || server.isDraining || { if case .untilClose = framing { return true } else { return false } }()
+                if exchange.bodyRemaining > 0 {
+                    // Answered before the body was all sent: the rest of it is not read, so
+                    // neither connection can carry another request.
+                    exchange.clientClose = true
+                    exchange.upstreamKeepAlive = false
+                }
                 out.writeStaticString("x-request-id: ")
                 out.writeString(exchange.requestID)
                 out.writeStaticString(exchange.clientClose ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
@@ -894,7 +989,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     func upstreamClosed(error: (any Error)?) {
         guard let exchange else { return }
         if exchange.framing == nil {
-            if exchange.reused, exchange.responseHead == nil, !exchange.retriedStale, exchange.idempotent {
+            if exchange.reused, exchange.responseHead == nil, !exchange.retriedStale, exchange.idempotent, exchange.bodyLength == 0 {
                 // A pooled connection the upstream had closed meanwhile: once more on a fresh one.
                 exchange.retriedStale = true
                 exchange.handler?.delegate = nil
@@ -917,7 +1012,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         self.exchange = nil
         finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
         becameIdle()
-        let keepAlive = exchange.keepAlive && !server.isDraining
+        // With body bytes still to come, the connection cannot be read as requests again.
+        let keepAlive = exchange.keepAlive && !server.isDraining && exchange.bodyRemaining == 0
         context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
         clientNeedsFlush = true
         if keepAlive {
@@ -938,7 +1034,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         requestCounter(exchange.route.config.name, status).increment()
         server.requestFinished(route: exchange.route.config.name, status: status, counted: true, method: exchange.method, uri: exchange.target,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
-                               identity: exchange.identity, bytesIn: 0, bytesOut: exchange.bytesOut, note: note)
+                               identity: exchange.identity, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut, note: note)
     }
 }
 
