@@ -133,6 +133,13 @@ import Testing
         // answer or a closed connection, never a request made of body bytes.
         let early = try Self.exchange(gw.port, "POST /up/status?code=201 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nGET /", responses: 1)
         #expect(early.statuses == [201], "\(early.raw)")
+        // A refused request's body is never read as the next request (it would be smuggled
+        // past the policy): the answer is 401 or 404 and the connection ends.
+        let smuggled = "GET /up/echo HTTP/1.1\r\nHost: x\r\n\r\n"
+        for head in ["POST /up/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n", "POST /nowhere HTTP/1.1\r\nHost: x\r\n"] {
+            let refused = try Self.exchange(gw.port, head + "Content-Length: \(smuggled.utf8.count)\r\n\r\n" + smuggled)
+            #expect((refused.statuses == [401] || refused.statuses == [404]) && refused.raw.hasSuffix("<EOF>"), "\(refused.raw)")
+        }
         #expect(try Curl.request(gw.url + "/up/echo", ["--data", "x=1"]).json?["body_bytes"]?.integer == 3)
         #expect(gw.child.process.isRunning)
     }

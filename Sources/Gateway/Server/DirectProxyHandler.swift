@@ -474,9 +474,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let method = HTTPScan.string(p, methodRange)
         let hostName = HTTPScan.hostName(p, host)
         func requestID() -> String { requestIDField.flatMap { Self.validRequestID(p, $0) } ?? RequestIDs.next() }
+        // A refused request's body is not read: the connection closes after the answer, so
+        // body bytes can never be taken for the next request.
+        let keepAliveAfterRefusal = keepAlive && (contentLength ?? 0) == 0
         guard let routeIndex = state.router.matchIndex(method: method, host: hostName, path: path) else {
             return .reject(Rejection(response: .noRoute, verification: nil, route: "-", method: method, target: target, requestID: requestID(),
-                                     keepAlive: keepAlive), consumed: end)
+                                     keepAlive: keepAliveAfterRefusal), consumed: end)
         }
         let entry = state.routeEntries[routeIndex]
         if entry.config.session == .required { return .handOver }
@@ -498,7 +501,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             identity = who
         case .refuse(let failure):
             return .reject(Rejection(response: .auth(failure), verification: failure.reason.rawValue, route: entry.config.name, method: method, target: target,
-                                     requestID: requestID(), keepAlive: keepAlive), consumed: end)
+                                     requestID: requestID(), keepAlive: keepAliveAfterRefusal), consumed: end)
         }
         if !entry.config.forwardAuthorization {
             for source in state.config.auth.tokenSources {
