@@ -161,6 +161,32 @@ import Testing
 
 /// Revocations reach every instance: two PostgreSQL stores, as two gateways would hold.
 @Suite struct PostgresEventTests {
+    /// Instances starting together against a fresh database all come up: without the
+    /// migration lock, concurrent CREATE ... IF NOT EXISTS fails with 23505 or 42P07.
+    @Test func instancesStartingTogetherOnAFreshDatabase() async throws {
+        guard let url = ProcessInfo.processInfo.environment["GATEWAY_POSTGRES_URL"], var components = URLComponents(string: url) else {
+            Issue.record("GATEWAY_POSTGRES_URL is not set: run scripts/test.sh")
+            return
+        }
+        let name = "gw_fresh_\(UUID().uuidString.prefix(8).lowercased())"
+        let psql = Process()
+        psql.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        psql.arguments = ["psql", url, "-q", "-c", "CREATE DATABASE \(name)"]
+        try psql.run()
+        psql.waitUntilExit()
+        #expect(psql.terminationStatus == 0)
+        components.path = "/" + name
+        let fresh = components.string!
+        for _ in 0..<3 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask { let store = try await PostgresStore.connect(url: fresh); store.close() }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test func revocationIsHeardByAnotherInstance() async throws {
         guard let url = ProcessInfo.processInfo.environment["GATEWAY_POSTGRES_URL"] else {
             Issue.record("GATEWAY_POSTGRES_URL is not set: run scripts/test.sh")

@@ -47,7 +47,7 @@ public final class PostgresStore: StateStore {
     }
 
     public func migrate() async throws {
-        for statement: PostgresQuery in [
+        let statements: [PostgresQuery] = [
             """
             CREATE TABLE IF NOT EXISTS users (
               id TEXT PRIMARY KEY, email TEXT NOT NULL, password_hash TEXT NOT NULL, tenant_id TEXT NOT NULL, role TEXT NOT NULL,
@@ -68,12 +68,25 @@ public final class PostgresStore: StateStore {
               hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, spent_at DOUBLE PRECISION)
             """,
             "CREATE INDEX IF NOT EXISTS refresh_by_session ON refresh_tokens (session_id)",
-        ] {
-            do { try await client.query(statement, logger: logger) } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                // Two instances migrating at once: the other one created it.
+        ]
+        // Instances starting together against a fresh database would race on CREATE ... IF NOT
+        // EXISTS (PostgreSQL can then fail with 23505 or 42P07): a session-level advisory lock
+        // lets one instance migrate at a time. Each statement still commits on its own, so no
+        // table lock is held across statements (one transaction deadlocks with live traffic).
+        try await client.withConnection { connection in
+            _ = try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
+            do {
+                for statement in statements { _ = try await connection.query(statement, logger: logger) }
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+                throw error
             }
+            _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
         }
     }
+
+    /// The advisory-lock key that serializes migrations ("gwmigrat" as bytes).
+    private static let migrationLock: Int64 = 0x67_77_6d_69_67_72_61_74
 
     // MARK: Users
 
