@@ -126,6 +126,12 @@ import Testing
         let pipelined = try Self.exchange(gw.port, post + post + get, responses: 3)
         #expect(pipelined.statuses == [200, 200, 200], "\(pipelined.statuses)")
         #expect(pipelined.raw.components(separatedBy: "\"body_bytes\": 100000").count == 3, "both bodies arrived whole")
+        // Expect: 100-continue is answered on the direct path once the request is admitted;
+        // the upstream never sees the Expect header, and the connection goes on.
+        let expecting = "POST /up/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"
+        let continued = try Self.exchange(gw.port, expecting + get + get, responses: 4)
+        #expect(continued.statuses == [100, 200, 200, 200], "\(continued.statuses)")
+        #expect(continued.raw.contains("\"body_bytes\": 5") && !continued.raw.contains("\"expect\""), "\(continued.raw)")
         // Half a body, then silence: 408 after the route's idle timeout, and the connection ends.
         let stalled = try Self.exchange(gw.port, "POST /up/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf")
         #expect(stalled.statuses == [408] && stalled.raw.contains("request_timeout") && stalled.raw.hasSuffix("<EOF>"), "\(stalled.raw)")

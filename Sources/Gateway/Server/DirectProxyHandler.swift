@@ -11,7 +11,7 @@ import NIOHTTP1
 /// only its head and its framing. No HTTP objects are made on the way.
 ///
 /// A refused token or a request no route matches is answered here.
-/// Anything else (a chunked request body, `Expect`, an upgrade, HTTP/1.0, the gateway's own endpoints,
+/// Anything else (a chunked request body, an `Expect` other than 100-continue, an upgrade, HTTP/1.0, the gateway's own endpoints,
 /// session checks in the runtime, a head it does not fully understand) hands
 /// the connection, with the bytes not yet used, to the full HTTP stack (NIOHTTP1 and
 /// `ProxyServerHandler`), which answers it as before; the connection stays there. Both paths
@@ -139,6 +139,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var pendingBody: [ByteBuffer] = []
         var bytesIn = 0
         var bodyActivity: UInt64 = 0
+        /// The client waits for `100 Continue` before it sends the body.
+        var expectContinue = false
         /// When the whole request had been written to the upstream.
         var requestSent: UInt64 = 0
 
@@ -361,6 +363,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             if inbound!.readableBytes == 0 { inbound = nil }
             self.exchange = exchange
             if exchange.identity != nil { server.metrics.verification("valid") }
+            if exchange.expectContinue {
+                // Admitted (route, token, policy): the client may send the body now.
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+            }
             pumpBody(exchange)
             connect(exchange)
         }
@@ -395,6 +401,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var cookie: Range<Int>? = nil, requestIDField: Range<Int>? = nil, forwardedFor: Range<Int>? = nil
         var keepAlive = true
         var contentLength: Int? = nil
+        var expectContinue = false
         var dropped = 0  // bit i set: fields[i] is not copied
         var droppedMore: Set<Int> = []
         func drop(_ index: Int) { if index < 64 { dropped |= 1 << index } else { droppedMore.insert(index) } }
@@ -414,7 +421,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 guard cookie == nil else { return .handOver }
                 cookie = field.value
             case 6 where HTTPScan.equalsLowercase(p, name, "expect"):
-                return .handOver
+                // 100-continue is answered here once the request is admitted; other
+                // expectations go to the full path.
+                guard !expectContinue, HTTPScan.equalsLowercase(p, field.value, "100-continue") else { return .handOver }
+                expectContinue = true
+                drop(index)
             case 7 where HTTPScan.equalsLowercase(p, name, "upgrade"):
                 return .handOver
             case 14 where HTTPScan.equalsLowercase(p, name, "content-length"):
@@ -559,6 +570,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let exchange = Exchange(requestID: requestID, route: entry, method: method, target: target, path: path, query: query,
                                 keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart, upstreams: upstreams,
                                 bodyLength: contentLength ?? 0)
+        exchange.expectContinue = expectContinue && (contentLength ?? 0) > 0
         return .forward(exchange, consumed: end)
     }
 
