@@ -30,12 +30,17 @@ import Testing
         return (statuses, out)
     }
 
-    static func gateway(_ up: TestUpstream) throws -> TestGateway {
+    /// One optional-auth route /up/ to `up`; `server` and `route` add lines to those tables.
+    static func gateway(_ up: TestUpstream, server: String = "", route: String = "") throws -> TestGateway {
         try TestGateway(config: """
+        [server]
+        \(server)
+
         [[route]]
         path = "/up/"
         upstream = "\(up.url)"
         auth = "optional"
+        \(route)
         """, keys: keys)
     }
 
@@ -65,6 +70,9 @@ import Testing
         #expect(hop.headers["keep-alive"] == nil)
         #expect(hop.headers["x-kept"] == "yes")
         #expect(hop.headers["x-request-id"] != nil && hop.headers["x-request-id"] != "upstream-made", "the gateway's request id wins")
+
+        let switching = try Curl.request(gw.url + "/up/raw?kind=switching")
+        #expect(switching.status == 502 && switching.json?["reason"]?.string?.contains("switched protocols unasked") == true, "\(switching.body)")
 
         let badStatus = try Curl.request(gw.url + "/up/raw?kind=bad-status")
         #expect(badStatus.status == 502 && badStatus.json?["error"]?.string == "bad_gateway")
@@ -113,13 +121,7 @@ import Testing
     /// a stalled body answered 408, an early answer from the upstream ends both connections.
     @Test func contentLengthBodiesOnTheDirectPath() throws {
         let up = try TestUpstream()
-        let gw = try TestGateway(config: """
-        [[route]]
-        path = "/up/"
-        upstream = "\(up.url)"
-        auth = "optional"
-        timeouts = { idle = "1s" }
-        """, keys: Self.keys)
+        let gw = try Self.gateway(up, route: "timeouts = { idle = \"1s\" }")
         let body = String(repeating: "b", count: 100_000)
         let post = "POST /up/echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
         let get = "GET /up/echo HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -154,12 +156,7 @@ import Testing
     /// bounds a head that is sent slowly; a request in flight is never cut by it.
     @Test func idleConnectionsAreClosed() throws {
         let up = try TestUpstream()
-        let gw = try TestGateway(rawConfig: TestGateway.text(config: """
-        [[route]]
-        path = "/up/"
-        upstream = "\(up.url)"
-        auth = "optional"
-        """, keys: Self.keys).replacingOccurrences(of: "[auth]", with: "[server]\nidle_timeout = \"1s\"\n\n[auth]"), directory: CLI.temporaryDirectory())
+        let gw = try Self.gateway(up, server: "idle_timeout = \"1s\"")
         let script = """
         import socket,sys,time
         def attempt(payload, wait_before_read):
@@ -196,12 +193,7 @@ import Testing
     /// (RFC 9112 section 2.2), so that case ends by the idle timeout.
     @Test func hostileHeadsAreRefusedAndServingGoesOn() throws {
         let up = try TestUpstream()
-        let gw = try TestGateway(rawConfig: TestGateway.text(config: """
-        [[route]]
-        path = "/up/"
-        upstream = "\(up.url)"
-        auth = "optional"
-        """, keys: Self.keys).replacingOccurrences(of: "[auth]", with: "[server]\nidle_timeout = \"2s\"\n\n[auth]"), directory: CLI.temporaryDirectory())
+        let gw = try Self.gateway(up, server: "idle_timeout = \"2s\"")
         let script = """
         import random,socket,sys
         cases=[b"\\r\\n\\r\\n", b"GET\\r\\n\\r\\n", b"GET / HTTP/1.1\\n\\n", b"GET / HTTP/1.1\\r\\nHost: x\\r\\nHost: y\\r\\n\\r\\n",

@@ -9,19 +9,8 @@ import Testing
 
     /// Sends raw bytes and returns the first response line.
     static func raw(_ port: Int, _ bytes: String) throws -> String {
-        let script = """
-        import socket,sys
-        s=socket.create_connection(("127.0.0.1",\(port)));s.sendall(sys.stdin.buffer.read());s.settimeout(5)
-        data=b""
-        try:
-            while b"\\r\\n" not in data:
-                chunk=s.recv(4096)
-                if not chunk: break
-                data+=chunk
-        except Exception: pass
-        print(data.split(b"\\r\\n")[0].decode())
-        """
-        return try CLI.run(["python3", "-c", script], stdin: Array(bytes.utf8), executable: "/usr/bin/env").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let raw = try DirectPathTests.exchange(port, bytes, responses: 1).raw
+        return String(raw.prefix { $0 != "\r" && $0 != "<" })
     }
 
     @Test func everyErrorStatus() throws {

@@ -102,10 +102,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "early-hints": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints",
                 "hop-by-hop": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Secret, keep-alive\r\nX-Secret: internal\r\nKeep-Alive: timeout=5\r\nX-Request-Id: upstream-made\r\nX-Kept: yes\r\n\r\nok",
                 "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnope\r\n0\r\n\r\n",
+                "switching": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+                "huge-head": b"HTTP/1.1 200 OK\r\nX-Big: " + b"h" * 70000 + b"\r\nContent-Length: 0\r\n\r\n",
             }[kind]
             self.wfile.write(raw)
             self.wfile.flush()
-            if kind in ("close-delimited", "bad-status", "bad-chunk"):
+            if kind in ("close-delimited", "bad-status", "bad-chunk", "switching", "huge-head"):
                 self.close_connection = True
             return
         if path.endswith("/slow"):

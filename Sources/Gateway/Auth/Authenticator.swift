@@ -50,20 +50,13 @@ struct Authenticator: Sendable {
             switch source {
             case .authorization:
                 for value in head.headers["authorization"] {
-                    let trimmed = value.drop { $0 == " " }
-                    if trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " {
-                        let token = trimmed.dropFirst(7).drop { $0 == " " }
-                        if !token.isEmpty { return Substring(token) }
-                    }
+                    if let token = Self.scan(value, HTTPScan.bearerToken) { return token }
                 }
             case .apikey:
                 if let value = head.headers.first(name: "apikey"), !value.isEmpty { return Substring(value) }
             case .cookie(let name):
                 for header in head.headers["cookie"] {
-                    for pair in header.split(separator: ";") {
-                        let pair = pair.drop { $0 == " " }
-                        if pair.hasPrefix(name + "="), pair.count > name.count + 1 { return pair.dropFirst(name.count + 1) }
-                    }
+                    if let token = Self.scan(header, { HTTPScan.cookie($0, $1, named: name) }) { return token }
                 }
             case .query(let name):
                 guard let query else { continue }
@@ -74,6 +67,17 @@ struct Authenticator: Sendable {
             }
         }
         return nil
+    }
+}
+
+extension Authenticator {
+    /// Runs a byte-level scanner (shared with the direct path) over a header value.
+    static func scan(_ value: String, _ scanner: (UnsafeRawBufferPointer, Range<Int>) -> Range<Int>?) -> Substring? {
+        var value = value
+        return value.withUTF8 { bytes in
+            let p = UnsafeRawBufferPointer(bytes)
+            return scanner(p, 0..<p.count).map { Substring(HTTPScan.string(p, $0)) }
+        }
     }
 }
 

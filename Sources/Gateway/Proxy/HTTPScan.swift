@@ -10,9 +10,9 @@ enum HTTPScan {
     /// The offset just past the empty line that ends a head in `p`, or nil when it has not
     /// all arrived. A bare LF counts as a line end here so such heads are found (and then
     /// refused by the field scan, not waited on forever).
-    static func headEnd(_ p: UnsafeRawBufferPointer, from start: Int = 0) -> Int? {
-        guard let base = p.baseAddress, p.count > start else { return nil }
-        var i = start
+    static func headEnd(_ p: UnsafeRawBufferPointer) -> Int? {
+        guard let base = p.baseAddress else { return nil }
+        var i = 0
         while i < p.count, let found = memchr(base + i, Int32(lf), p.count - i) {
             let j = base.distance(to: UnsafeRawPointer(found))
             if j >= 1, p[j - 1] == lf { return j + 1 }
@@ -88,6 +88,53 @@ enum HTTPScan {
         return true
     }
 
+    /// Whether `p[range]` is one of the lower-case ASCII `names`, ignoring case.
+    static func isAny(_ p: UnsafeRawBufferPointer, _ range: Range<Int>, of names: [[UInt8]]) -> Bool {
+        names.contains { name in
+            name.count == range.count && zip(range, name).allSatisfy { k, c in
+                let b = p[k]
+                return (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) == c
+            }
+        }
+    }
+
+    /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive,
+    /// spaces around it allowed), or nil.
+    static func bearerToken(_ p: UnsafeRawBufferPointer, _ value: Range<Int>) -> Range<Int>? {
+        var i = value.lowerBound
+        while i < value.upperBound, p[i] == sp { i += 1 }
+        guard value.upperBound - i > 7, equalsLowercase(p, i..<(i + 7), "bearer ") else { return nil }
+        i += 7
+        while i < value.upperBound, p[i] == sp { i += 1 }
+        return i < value.upperBound ? i..<value.upperBound : nil
+    }
+
+    /// The non-empty value of cookie `name` in a Cookie header value, or nil.
+    static func cookie(_ p: UnsafeRawBufferPointer, _ value: Range<Int>, named name: String) -> Range<Int>? {
+        let wanted = Array(name.utf8) + [UInt8(ascii: "=")]
+        var i = value.lowerBound
+        while i < value.upperBound {
+            while i < value.upperBound, p[i] == sp { i += 1 }
+            var j = i
+            while j < value.upperBound, p[j] != UInt8(ascii: ";") { j += 1 }
+            if j - i > wanted.count, UnsafeRawBufferPointer(rebasing: p[i..<(i + wanted.count)]).elementsEqual(wanted) {
+                return (i + wanted.count)..<j
+            }
+            i = j + 1
+        }
+        return nil
+    }
+
+    /// Which fields of a head are not passed on (a bit per field; a set past 64 fields).
+    struct FieldMask {
+        private var bits: UInt64 = 0
+        private var more: Set<Int> = []
+        mutating func insert(_ index: Int) {
+            if index < 64 { bits |= 1 << UInt64(index) } else { more.insert(index) }
+        }
+        func contains(_ index: Int) -> Bool { index < 64 ? bits & (1 << UInt64(index)) != 0 : more.contains(index) }
+    }
+
     /// The bytes as a String (header values are visible ASCII or obs-text; the latter is decoded leniently).
     @inline(__always)
     static func string(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
@@ -135,9 +182,7 @@ enum HTTPScan {
             while k < end, p[k] != colon { k += 1 }
             end = k
         }
-        var lowered = false
-        for k in start..<end where p[k] >= 0x41 && p[k] <= 0x5A { lowered = true; break }
-        guard lowered else { return string(p, start..<end) }
+        guard (start..<end).contains(where: { p[$0] >= 0x41 && p[$0] <= 0x5A }) else { return string(p, start..<end) }
         return String(unsafeUninitializedCapacity: end - start) { out in
             for k in start..<end { let b = p[k]; out[k - start] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
             return end - start

@@ -5,15 +5,15 @@ import NIOCore
 import NIOHTTP1
 
 /// The first handler on every client connection: the direct path for the common request, a
-/// complete HTTP/1.1 head, with no body or a Content-Length body, going to an upstream. It reads the head as bytes,
-/// routes and authenticates it, writes the upstream request as bytes (the client's header
-/// lines copied, the gateway's own added), and passes the response through as bytes, reading
-/// only its head and its framing. No HTTP objects are made on the way.
+/// complete HTTP/1.1 head, with no body or a Content-Length body, going to an upstream. It
+/// reads the head as bytes, routes and authenticates it, writes the upstream request as bytes
+/// (the client's header lines copied, the gateway's own added), and passes the response
+/// through as bytes, reading only its head and its framing. No HTTP objects are made on the way.
 ///
-/// A refused token or a request no route matches is answered here.
-/// Anything else (a chunked request body, an `Expect` other than 100-continue, an upgrade, HTTP/1.0, the gateway's own endpoints,
-/// session checks in the runtime, a head it does not fully understand) hands
-/// the connection, with the bytes not yet used, to the full HTTP stack (NIOHTTP1 and
+/// A refused token or a request no route matches is answered here. Anything else (a chunked
+/// request body, an `Expect` other than 100-continue, an upgrade, HTTP/1.0, the gateway's own
+/// endpoints, session checks in the runtime, a head it does not fully understand) hands the
+/// connection, with the bytes not yet used, to the full HTTP stack (NIOHTTP1 and
 /// `ProxyServerHandler`), which answers it as before; the connection stays there. Both paths
 /// apply the same routes, policy, header rules and error vocabulary.
 final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, RawUpstreamDelegate {
@@ -314,7 +314,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         case wait
         case handOver
         case forward(Exchange, consumed: Int)
-        /// Answered here: a refused token or no route. The request has no body.
+        /// Answered here: a refused token or no route (a body, if any, is never read: the
+        /// connection closes after the answer).
         case reject(Rejection, consumed: Int)
     }
 
@@ -402,9 +403,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var keepAlive = true
         var contentLength: Int? = nil
         var expectContinue = false
-        var dropped = 0  // bit i set: fields[i] is not copied
-        var droppedMore: Set<Int> = []
-        func drop(_ index: Int) { if index < 64 { dropped |= 1 << index } else { droppedMore.insert(index) } }
+        var dropped = HTTPScan.FieldMask()  // not copied to the upstream
         for (index, field) in fields.enumerated() {
             let name = field.name
             switch name.count {
@@ -425,7 +424,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 // expectations go to the full path.
                 guard !expectContinue, HTTPScan.equalsLowercase(p, field.value, "100-continue") else { return .handOver }
                 expectContinue = true
-                drop(index)
+                dropped.insert(index)
             case 7 where HTTPScan.equalsLowercase(p, name, "upgrade"):
                 return .handOver
             case 14 where HTTPScan.equalsLowercase(p, name, "content-length"):
@@ -443,31 +442,20 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     }
                 }
                 if other { return .handOver }  // a header named as hop-by-hop: the full path removes it
-                drop(index)
-            case 10 where HTTPScan.equalsLowercase(p, name, "keep-alive"),
-                 2 where HTTPScan.equalsLowercase(p, name, "te"),
-                 7 where HTTPScan.equalsLowercase(p, name, "trailer"),
-                 16 where HTTPScan.equalsLowercase(p, name, "proxy-connection"),
-                 18 where HTTPScan.equalsLowercase(p, name, "proxy-authenticate"),
-                 19 where HTTPScan.equalsLowercase(p, name, "proxy-authorization"),
-                 9 where HTTPScan.equalsLowercase(p, name, "forwarded"),
-                 9 where HTTPScan.equalsLowercase(p, name, "x-real-ip"),
-                 16 where HTTPScan.equalsLowercase(p, name, "x-forwarded-host"),
-                 17 where HTTPScan.equalsLowercase(p, name, "x-forwarded-proto"):
-                drop(index)
+                dropped.insert(index)
             case 12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
                 requestIDField = field.value
-                drop(index)
+                dropped.insert(index)
             case 15 where HTTPScan.equalsLowercase(p, name, "x-forwarded-for"):
                 guard forwardedFor == nil else { return .handOver }
                 forwardedFor = field.value
-                drop(index)
+                dropped.insert(index)
             default:
-                break
+                if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) || HTTPScan.isAny(p, name, of: HopByHop.setByGatewayBytes) { dropped.insert(index) }
             }
             // The identity namespace, in any case and with `_` for `-`.
             if state.ownedHeaderLengths.contains(name.count) {
-                if state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { drop(index) }
+                if state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { dropped.insert(index) }
             }
         }
         guard let host else { return .handOver }
@@ -484,7 +472,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
         let method = HTTPScan.string(p, methodRange)
         let hostName = HTTPScan.hostName(p, host)
-        func requestID() -> String { requestIDField.flatMap { Self.validRequestID(p, $0) } ?? RequestIDs.next() }
+        func requestID() -> String {
+            guard let given = requestIDField, RequestIDs.isValid(UnsafeRawBufferPointer(rebasing: p[given])) else { return RequestIDs.next() }
+            return HTTPScan.string(p, given)
+        }
         // A refused request's body is not read: the connection closes after the answer, so
         // body bytes can never be taken for the next request.
         let keepAliveAfterRefusal = keepAlive && (contentLength ?? 0) == 0
@@ -524,7 +515,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             }
             for (index, field) in fields.enumerated()
             where HTTPScan.equalsLowercase(p, field.name, "authorization") || HTTPScan.equalsLowercase(p, field.name, "apikey") {
-                drop(index)
+                dropped.insert(index)
             }
         }
 
@@ -535,9 +526,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var block = allocator.buffer(capacity: end + uri.utf8.count + 256 + (identity == nil ? 0 : 512))
         Self.writeRequestLine(&block, method: method, uri: uri)
         let headerStart = block.writerIndex
-        for (index, field) in fields.enumerated() {
-            let isDropped = index < 64 ? dropped & (1 << index) != 0 : droppedMore.contains(index)
-            if !isDropped { block.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line])) }
+        for (index, field) in fields.enumerated() where !dropped.contains(index) {
+            block.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line]))
         }
         func add(_ name: String, _ value: String) {
             block.writeString(name)
@@ -587,28 +577,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         for source in sources {
             switch source {
             case .authorization:
-                guard let value = authorization else { continue }
-                var i = value.lowerBound
-                while i < value.upperBound, p[i] == HTTPScan.sp { i += 1 }
-                guard value.upperBound - i > 7, HTTPScan.equalsLowercase(p, i..<(i + 7), "bearer ") else { continue }
-                i += 7
-                while i < value.upperBound, p[i] == HTTPScan.sp { i += 1 }
-                if i < value.upperBound { return .found(i..<value.upperBound) }
+                if let value = authorization, let token = HTTPScan.bearerToken(p, value) { return .found(token) }
             case .apikey:
                 if let value = apikey, !value.isEmpty { return .found(value) }
             case .cookie(let name):
-                guard let value = cookie else { continue }
-                let wanted = Array(name.utf8) + [UInt8(ascii: "=")]
-                var i = value.lowerBound
-                while i < value.upperBound {
-                    while i < value.upperBound, p[i] == HTTPScan.sp { i += 1 }
-                    var j = i
-                    while j < value.upperBound, p[j] != UInt8(ascii: ";") { j += 1 }
-                    if j - i > wanted.count, UnsafeRawBufferPointer(rebasing: p[i..<(i + wanted.count)]).elementsEqual(wanted) {
-                        return .found((i + wanted.count)..<j)
-                    }
-                    i = j + 1
-                }
+                if let value = cookie, let token = HTTPScan.cookie(p, value, named: name) { return .found(token) }
             case .query(let name):
                 guard let query else { continue }
                 for pair in query.split(separator: "&") where pair.hasPrefix(name + "=") && pair.count > name.count + 1 {
@@ -617,17 +590,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             }
         }
         return .none
-    }
-
-    static func validRequestID(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String? {
-        guard (1...128).contains(range.count) else { return nil }
-        for k in range {
-            let b = p[k]
-            guard (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D || b == 0x3A else {
-                return nil
-            }
-        }
-        return HTTPScan.string(p, range)
     }
 
     /// Gives the connection to the full HTTP stack, with the bytes not used yet.
@@ -688,9 +650,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     exchange.request = request
                     return self.connect(exchange)
                 }
-                let timedOut = "\(error)".contains("connectTimeout")
-                self.fail(exchange, timedOut ? .gatewayTimeout("connecting to \(exchange.upstream) timed out")
-                                             : .badGateway("cannot connect to \(exchange.upstream): \(ProxyServerHandler.describe(error))"))
+                self.fail(exchange, .connectFailed(to: exchange.upstream, error))
             }
         }
     }
@@ -780,7 +740,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         writeStaged()
     }
 
-    /// Parses the buffered response head once complete: writes the client's head and returns
+    /// Parses the buffered response head once complete: stages the client's head and returns
     /// the bytes after it. Nil while incomplete or when the exchange ended.
     private func readResponseHead(_ exchange: Exchange) -> ByteBuffer? {
         while var buffered = exchange.responseHead {
@@ -803,9 +763,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 fields.removeAll(keepingCapacity: true)
                 guard HTTPScan.fields(p, from: lineEnd + 1, to: end, into: &fields) else { return .malformed("malformed response header") }
                 var listed: [String] = []
-                var dropped: UInt64 = 0
-                var droppedMore: Set<Int> = []
-                func drop(_ index: Int) { if index < 64 { dropped |= 1 << index } else { droppedMore.insert(index) } }
+                var dropped = HTTPScan.FieldMask()
                 for (index, field) in fields.enumerated() {
                     let name = field.name
                     switch name.count {
@@ -826,31 +784,24 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                                 listed.append(HTTPScan.canonicalName(p, token))
                             }
                         }
-                        drop(index)
-                    case 10 where HTTPScan.equalsLowercase(p, name, "keep-alive"),
-                         2 where HTTPScan.equalsLowercase(p, name, "te"),
-                         7 where HTTPScan.equalsLowercase(p, name, "trailer"),
-                         7 where HTTPScan.equalsLowercase(p, name, "upgrade"),
-                         16 where HTTPScan.equalsLowercase(p, name, "proxy-connection"),
-                         18 where HTTPScan.equalsLowercase(p, name, "proxy-authenticate"),
-                         19 where HTTPScan.equalsLowercase(p, name, "proxy-authorization"),
-                         12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
-                        drop(index)
+                        dropped.insert(index)
+                    case 12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
+                        dropped.insert(index)
                     default:
-                        break
+                        if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) { dropped.insert(index) }
                     }
                 }
                 if !listed.isEmpty {
-                    for (index, field) in fields.enumerated() where listed.contains(HTTPScan.canonicalName(p, field.name)) { drop(index) }
+                    for (index, field) in fields.enumerated() where listed.contains(HTTPScan.canonicalName(p, field.name)) { dropped.insert(index) }
                 }
                 if chunked || otherCoding {
                     // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3); the length is not passed on.
-                    for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { drop(index) }
+                    for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { dropped.insert(index) }
                 }
                 out = allocator.buffer(capacity: end + 96)
                 out.writeStaticString("HTTP/1.1")
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: p[8...lineEnd]))
-                for (index, field) in fields.enumerated() where !(index < 64 ? dropped & (1 << index) != 0 : droppedMore.contains(index)) {
+                for (index, field) in fields.enumerated() where !dropped.contains(index) {
                     out.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line]))
                 }
                 return .ready(end)
@@ -859,8 +810,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             case .incomplete:
                 return nil
             case .malformed(let why):
-                exchange.upstreamKeepAlive = false
-                if exchange.status == 0 { fail(exchange, .badGateway("upstream answered badly: \(why)")) }
+                fail(exchange, .badGateway("upstream answered badly: \(why)"))
                 return nil
             case .informational(let end):
                 buffered.moveReaderIndex(forwardBy: end)
@@ -885,9 +835,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 } else {
                     framing = .untilClose
                 }
-                if case .untilClose = framing { exchange.upstreamKeepAlive = false }
+                let untilClose = if case .untilClose = framing { true } else { false }
                 exchange.framing = framing
-                exchange.clientClose = !exchange.keepAlive || server.isDraining || { if case .untilClose = framing { return true } else { return false } }()
+                // A body that ends at close ends both connections.
+                exchange.upstreamKeepAlive = exchange.upstreamKeepAlive && !untilClose
+                exchange.clientClose = !exchange.keepAlive || server.isDraining || untilClose
                 if exchange.bodyRemaining > 0 {
                     // Answered before the body was all sent: the rest of it is not read, so
                     // neither connection can carry another request.
@@ -1021,8 +973,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         abort(exchange, note: "upstream closed mid-response")
     }
 
-    /// The exchange failed before a response head went out: answer here. The request had no
-    /// body, so the connection stays usable.
+    /// The exchange failed before a response head went out: answer here. The connection stays
+    /// usable unless body bytes are still to come.
     private func fail(_ exchange: Exchange, _ response: ErrorResponse) {
         self.exchange = nil
         finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
@@ -1050,20 +1002,5 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         server.requestFinished(route: exchange.route.config.name, status: status, counted: true, method: exchange.method, uri: exchange.target,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
                                identity: exchange.identity, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut, note: note)
-    }
-}
-
-extension ErrorResponse {
-    /// The whole response as bytes, for handlers that write bytes.
-    func bytes(requestID: String, keepAlive: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let body = body(requestID: requestID)
-        var out = allocator.buffer(capacity: body.utf8.count + 256)
-        out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n")
-        out.writeString("x-request-id: \(requestID)\r\ncache-control: no-store\r\n")
-        if let challenge { out.writeString("www-authenticate: \(challenge)\r\n") }
-        if !keepAlive { out.writeStaticString("connection: close\r\n") }
-        out.writeStaticString("\r\n")
-        out.writeString(body)
-        return out
     }
 }

@@ -42,3 +42,23 @@ struct ErrorResponse {
         return HTTPResponseHead(version: version, status: status, headers: headers)
     }
 }
+
+extension ErrorResponse {
+    /// A failed upstream connect: 504 when it timed out, 502 otherwise.
+    static func connectFailed(to upstream: Upstream, _ error: any Error) -> ErrorResponse {
+        if case ChannelError.connectTimeout = error { return .gatewayTimeout("connecting to \(upstream) timed out") }
+        return .badGateway("cannot connect to \(upstream): \(ProxyServerHandler.describe(error))")
+    }
+
+    /// The whole response as bytes (the same head as `head(...)`), for handlers that write bytes.
+    func bytes(requestID: String, keepAlive: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let body = body(requestID: requestID)
+        let head = head(version: .http1_1, requestID: requestID, contentLength: body.utf8.count, keepAlive: keepAlive)
+        var out = allocator.buffer(capacity: body.utf8.count + 256)
+        out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
+        out.writeStaticString("\r\n")
+        out.writeString(body)
+        return out
+    }
+}

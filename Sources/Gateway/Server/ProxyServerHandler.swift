@@ -308,7 +308,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if hosts.count > 1 || (hosts.isEmpty && head.version.minor >= 1) {
             return reject(.badRequest(hosts.isEmpty ? "HTTP/1.1 requests need a Host header" : "more than one Host header"), head: head, requestID: requestID, route: "-")
         }
-        let host = hosts.first.map { Self.hostWithoutPort($0) }
+        let host = hosts.first.map { value in
+            var value = value
+            return value.withUTF8 { HTTPScan.hostName(UnsafeRawBufferPointer($0), 0..<$0.count) }
+        }
         guard let route = state.router.match(method: head.method.rawValue, host: host, path: path) else {
             return reject(.noRoute, head: head, requestID: requestID, route: "-")
         }
@@ -384,7 +387,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if owned.contains(canonical) { spoofed.append(name) }
         }
         for name in spoofed { headers.remove(name: name) }
-        for name in ["forwarded", "x-real-ip", "x-forwarded-host"] { headers.remove(name: name) }
+        for name in HopByHop.setByGateway { headers.remove(name: name) }
         var query = query
         if !route.forwardAuthorization {
             // Every place a token may come from: the headers, the configured cookies (only
@@ -450,8 +453,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                     self.connect(exchange)
                     return
                 }
-                let timedOut = "\(error)".contains("connectTimeout")
-                self.fail(exchange, timedOut ? .gatewayTimeout("connecting to \(exchange.upstream) timed out") : .badGateway("cannot connect to \(exchange.upstream): \(Self.describe(error))"))
+                self.fail(exchange, .connectFailed(to: exchange.upstream, error))
             }
         }
     }
@@ -710,16 +712,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// A client's X-Request-Id is kept when it is 1-128 of [A-Za-z0-9._:-]; otherwise one is made.
     static func requestID(from headers: HTTPHeaders) -> String {
-        if let given = headers.first(name: "x-request-id"), (1...128).contains(given.utf8.count),
-           given.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D || $0 == 0x3A }) {
-            return given
-        }
+        if let given = headers.first(name: "x-request-id"), RequestIDs.isValid(given.utf8) { return given }
         return RequestIDs.next()
-    }
-
-    static func hostWithoutPort(_ host: String) -> String {
-        if host.hasPrefix("[") { return String(host.prefix { $0 != "]" }.dropFirst()).lowercased() }
-        return String(host.prefix { $0 != ":" }).lowercased()
     }
 
     static func describe(_ error: any Error) -> String {
@@ -740,6 +734,13 @@ enum RequestIDs {
         id.append(String(counter.next()))
         return id
     }
+
+    /// A client's X-Request-Id is kept when it is 1-128 of [A-Za-z0-9._:-].
+    static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
+        (1...128).contains(bytes.count) && bytes.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D || b == 0x3A
+        }
+    }
 }
 
 import Synchronization
@@ -752,6 +753,11 @@ final class AtomicCounter: Sendable {
 /// Connection-scoped headers (RFC 9110 section 7.6.1) are not forwarded.
 enum HopByHop {
     static let names = ["connection", "proxy-connection", "keep-alive", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
+    /// Forwarding headers a client may not set: the gateway writes its own.
+    static let setByGateway = ["forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-proto"]
+    /// Both lists as bytes, for the direct path's byte-level header scan.
+    static let nameBytes = names.map { Array($0.utf8) }
+    static let setByGatewayBytes = setByGateway.map { Array($0.utf8) }
 
     static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool) {
         for value in headers["connection"] {
