@@ -74,6 +74,9 @@ import Testing
         let switching = try Curl.request(gw.url + "/up/raw?kind=switching")
         #expect(switching.status == 502 && switching.json?["reason"]?.string?.contains("switched protocols unasked") == true, "\(switching.body)")
 
+        let hugeHead = try Curl.request(gw.url + "/up/raw?kind=huge-head")
+        #expect(hugeHead.status == 502 && hugeHead.json?["reason"]?.string?.contains("over 64 KiB") == true, "\(hugeHead.body)")
+
         let badStatus = try Curl.request(gw.url + "/up/raw?kind=bad-status")
         #expect(badStatus.status == 502 && badStatus.json?["error"]?.string == "bad_gateway")
         #expect(badStatus.json?["reason"]?.string?.contains("malformed status line") == true)

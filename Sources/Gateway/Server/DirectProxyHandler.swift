@@ -748,7 +748,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             var contentLength: Int? = nil, chunked = false, otherCoding = false, upstreamClose = false, status = 0, http10 = false
             var out = ByteBuffer()
             let head: Head = buffered.withUnsafeReadableBytes { p in
-                guard let end = HTTPScan.headEnd(p) else { return p.count > 65536 ? .malformed("response head over 64 KiB") : .incomplete }
+                // The limit holds whether the head arrived in one read or in several.
+                guard let end = HTTPScan.headEnd(p) else { return p.count > Self.responseHeadLimit ? .malformed("response head over 64 KiB") : .incomplete }
+                guard end <= Self.responseHeadLimit else { return .malformed("response head over 64 KiB") }
                 // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF.
                 guard end >= 14, UnsafeRawBufferPointer(rebasing: p[0..<7]).elementsEqual("HTTP/1.".utf8), p[7] == 0x30 || p[7] == 0x31,
                       p[8] == HTTPScan.sp, let code = HTTPScan.decimal(p, 9..<12), (100...999).contains(code) else {
@@ -900,6 +902,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         writeStaged()
         context.write(wrapOutboundOut(bytes), promise: nil)
     }
+
+    static let responseHeadLimit = 64 * 1024
 
     /// A small body part that arrived with the response head goes out in the same buffer.
     private static let coalesceLimit = 16 * 1024
