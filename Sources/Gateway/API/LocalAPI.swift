@@ -54,7 +54,10 @@ final class LocalAPI: Sendable {
         self.store = store
         self.runtime = runtime
         self.validator = auth.settings.validator
+        self.authPathBytes = Array(runtime.authPath.utf8)
     }
+
+    private let authPathBytes: [UInt8]
 
     /// Whether this path is answered here.
     func owns(_ path: String) -> Bool {
@@ -62,6 +65,21 @@ final class LocalAPI: Sendable {
         if runtime.sessionAPI, path == "/api/sessions" || path == "/api/session/create" || path.hasPrefix("/api/session/") { return true }
         return false
     }
+
+    /// `owns` for a path given as ASCII bytes.
+    func owns(_ path: UnsafeRawBufferPointer) -> Bool {
+        func starts(_ prefix: [UInt8], segment: Bool) -> Bool {
+            guard path.count >= prefix.count, prefix.withUnsafeBytes({ memcmp(path.baseAddress!, $0.baseAddress!, prefix.count) == 0 }) else { return false }
+            return !segment || path.count == prefix.count || path[prefix.count] == UInt8(ascii: "/")
+        }
+        if !authPathBytes.isEmpty, starts(authPathBytes, segment: true) { return true }
+        if runtime.sessionAPI, HTTPScan.equals(path, 0..<path.count, "/api/sessions") || starts(Self.sessionPrefix, segment: false) {
+            return true  // "/api/session/create" is under the prefix too
+        }
+        return false
+    }
+
+    private static let sessionPrefix = Array("/api/session/".utf8)
 
     func handle(_ request: LocalRequest, state: GatewayState) async -> LocalResponse {
         if !runtime.authPath.isEmpty, request.path.hasPrefix(runtime.authPath) {

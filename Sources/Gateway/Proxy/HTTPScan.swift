@@ -32,6 +32,48 @@ enum HTTPScan {
         }
     }
 
+    /// Whether the bytes at `at` are exactly `literal` (the caller knows they are in bounds).
+    @inline(__always)
+    static func equals(_ p: UnsafeRawBufferPointer, _ at: Int, _ literal: StaticString) -> Bool {
+        memcmp(p.baseAddress! + at, literal.utf8Start, literal.utf8CodeUnitCount) == 0
+    }
+
+    /// Whether `p[range]` is exactly `literal`.
+    @inline(__always)
+    static func equals(_ p: UnsafeRawBufferPointer, _ range: Range<Int>, _ literal: StaticString) -> Bool {
+        range.count == literal.utf8CodeUnitCount && equals(p, range.lowerBound, literal)
+    }
+
+    /// The offset of the CR that ends a field value starting at `start`, or nil if a control
+    /// character other than tab (or DEL) comes first or no CR comes before `end`. Eight bytes
+    /// at a time: a word with no byte below 0x20 and none equal to 0x7F is skipped whole.
+    @inline(__always)
+    static func valueEnd(_ p: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int? {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        var i = start
+        while i < end {
+            if end - i >= 8 {
+                let w = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                // High bit set in a byte below 0x20 or equal to 0x7F (bytes above the first such
+                // byte may be flagged falsely by the borrow; only the lowest is used).
+                let below = (w &- ones &* 0x20) & ~w & highs
+                let x = w ^ (ones &* 0x7F)
+                let del = (x &- ones) & ~x & highs
+                let special = below | del
+                if special == 0 {
+                    i += 8
+                    continue
+                }
+                i += special.trailingZeroBitCount / 8
+            }
+            let b = p[i]
+            if b == cr { return i }
+            if (b < 0x20 && b != tab) || b == 0x7F { return nil }
+            i += 1
+        }
+        return nil
+    }
+
     /// One header field: the whole line (with its CRLF), the name, and the value without
     /// surrounding whitespace, all as offsets.
     struct Field {
@@ -54,21 +96,14 @@ enum HTTPScan {
             i += 1
             while i < end, p[i] == sp || p[i] == tab { i += 1 }
             let valueStart = i
-            guard let base = p.baseAddress, let found = memchr(base + i, Int32(cr), end - i) else { return false }
-            let lineEnd = base.distance(to: UnsafeRawPointer(found))
-            // Visible characters, spaces and tabs only (obs-text allowed).
-            var bad = false
-            for k in i..<lineEnd {
-                let b = p[k]
-                bad = bad || (b < 0x20 && b != tab) || b == 0x7F
-            }
-            if bad { return false }
-            var valueEnd = lineEnd
-            while valueEnd > valueStart, p[valueEnd - 1] == sp || p[valueEnd - 1] == tab { valueEnd -= 1 }
+            // Visible characters, spaces and tabs only (obs-text allowed), up to the CR.
+            guard let lineEnd = valueEnd(p, from: i, to: end) else { return false }
+            var trimmed = lineEnd
+            while trimmed > valueStart, p[trimmed - 1] == sp || p[trimmed - 1] == tab { trimmed -= 1 }
             i = lineEnd
             guard i + 1 < end, p[i + 1] == lf else { return false }
             i += 2
-            out.append(Field(line: nameStart..<i, name: nameStart..<nameEnd, value: valueStart..<valueEnd))
+            out.append(Field(line: nameStart..<i, name: nameStart..<nameEnd, value: valueStart..<trimmed))
         }
         return false
     }
@@ -169,8 +204,8 @@ enum HTTPScan {
         }
     }
 
-    /// The host of a Host value, lower-cased, without the port (IPv6 literals without brackets).
-    static func hostName(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+    /// The name part of a Host value: without the port, IPv6 brackets removed (case kept).
+    static func hostNameRange(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
         var start = range.lowerBound, end = range.upperBound
         if start < end, p[start] == UInt8(ascii: "[") {
             start += 1
@@ -182,6 +217,13 @@ enum HTTPScan {
             while k < end, p[k] != colon { k += 1 }
             end = k
         }
+        return start..<end
+    }
+
+    /// The host of a Host value, lower-cased, without the port (IPv6 literals without brackets).
+    static func hostName(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        let name = hostNameRange(p, range)
+        let start = name.lowerBound, end = name.upperBound
         guard (start..<end).contains(where: { p[$0] >= 0x41 && p[$0] <= 0x5A }) else { return string(p, start..<end) }
         return String(unsafeUninitializedCapacity: end - start) { out in
             for k in start..<end { let b = p[k]; out[k - start] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b }

@@ -11,7 +11,15 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
         let channel: any Channel
         let handler: RawUpstreamHandler?
     }
-    private var idle: [String: [Pooled]] = [:]
+    /// Idle connections of one origin.
+    private final class Slot {
+        var idle: [Pooled] = []
+    }
+    private var slots: [String: Slot] = [:]
+    /// The last origin used and its slot: a pool mostly serves one origin after another, and
+    /// comparing the origin string is cheaper than hashing it.
+    private var lastOrigin = ""
+    private var lastSlot: Slot?
     private let maxIdlePerOrigin = 256
     let loop: any EventLoop
     /// Connections carry bytes (RawUpstreamHandler) rather than HTTP parts (UpstreamHandler).
@@ -48,21 +56,33 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
     /// A kept-alive connection to `upstream` that is still open, if there is one.
     func takeIdle(_ upstream: Upstream) -> Pooled? {
         loop.preconditionInEventLoop()
-        while let pooled = idle[upstream.origin]?.popLast() {
+        let slot = slot(upstream.origin)
+        while let pooled = slot.idle.popLast() {
             if pooled.channel.isActive { return pooled }
         }
         return nil
+    }
+
+    private func slot(_ origin: String) -> Slot {
+        if let last = lastSlot, origin == lastOrigin { return last }
+        let found: Slot
+        if let existing = slots[origin] {
+            found = existing
+        } else {
+            found = Slot()
+            slots[origin] = found
+        }
+        lastOrigin = origin
+        lastSlot = found
+        return found
     }
 
     /// Returns a connection whose exchange ended cleanly.
     func release(_ channel: any Channel, _ upstream: Upstream, handler: RawUpstreamHandler? = nil) {
         loop.preconditionInEventLoop()
         guard channel.isActive else { return channel.close(promise: nil) }
-        let kept: Bool = { (list: inout [Pooled]) in
-            guard list.count < maxIdlePerOrigin else { return false }
-            list.append(Pooled(channel: channel, handler: handler))
-            return true
-        }(&idle[upstream.origin, default: []])
-        if !kept { channel.close(promise: nil) }
+        let slot = slot(upstream.origin)
+        guard slot.idle.count < maxIdlePerOrigin else { return channel.close(promise: nil) }
+        slot.idle.append(Pooled(channel: channel, handler: handler))
     }
 }

@@ -3,6 +3,7 @@ import CoreMetrics
 import JOSE
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// The first handler on every client connection: the direct path for the common request, a
 /// complete HTTP/1.1 head, with no body or a Content-Length body, going to an upstream. It
@@ -90,12 +91,15 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
     /// One request on the direct path.
     final class Exchange {
-        let requestID: String
         let route: RouteEntry
-        let method: String
-        let target: String
-        let path: String
-        let query: Substring?
+        /// The request head as the client sent it (a slice of the connection's bytes, not a
+        /// copy). Method, target and request id become strings only when logged or answered.
+        let head: ByteBuffer
+        let methodRange: Range<Int>
+        let targetRange: Range<Int>
+        /// The client's X-Request-Id (valid) in `head`, else the number of the one made here.
+        let givenRequestID: Range<Int>?
+        let requestNumber: UInt64
         let isHead: Bool
         let idempotent: Bool
         let keepAlive: Bool
@@ -121,15 +125,32 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var clientClose = false
         var lastActivity: UInt64 = 0
 
+        lazy var method: String = head.getString(at: head.readerIndex + methodRange.lowerBound, length: methodRange.count) ?? ""
+        lazy var target: String = head.getString(at: head.readerIndex + targetRange.lowerBound, length: targetRange.count) ?? ""
+        lazy var requestID: String = givenRequestID.map { head.getString(at: head.readerIndex + $0.lowerBound, length: $0.count) ?? "" }
+            ?? RequestIDs.string(requestNumber)
+        /// The target's path and query (for the request line to a second upstream).
+        var path: String { target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target }
+        var query: Substring? { target.firstIndex(of: "?").map { target[target.index(after: $0)...] } }
+
+        /// The id's length: it is the last header value of `request`, before the final CRLF CRLF.
+        let requestIDLength: Int
+
+        func writeRequestID(into buffer: inout ByteBuffer) {
+            request.withUnsafeReadableBytes { p in
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: p[(p.count - 4 - requestIDLength)..<(p.count - 4)]))
+            }
+        }
+
         /// When the exchange times out: no response head within the first-byte timeout, or
         /// nothing from the upstream for the idle timeout.
         var deadline: UInt64 {
-            if framing != nil { return lastActivity &+ UInt64(route.config.idleTimeout * 1e9) }
+            if framing != nil { return lastActivity &+ route.idleNanos }
             // Connecting: the connect timeout answers first; this is only a backstop.
-            if channel == nil { return started &+ UInt64((route.config.connectTimeout + 1) * 1e9) }
+            if channel == nil { return started &+ route.connectNanos &+ 1_000_000_000 }
             // The client is still sending the body: it may pause for the idle timeout.
-            if bodyRemaining > 0 { return bodyActivity &+ UInt64(route.config.idleTimeout * 1e9) }
-            return requestSent &+ UInt64(route.config.firstByteTimeout * 1e9)
+            if bodyRemaining > 0 { return bodyActivity &+ route.idleNanos }
+            return requestSent &+ route.firstByteNanos
         }
 
         /// Content-Length body: bytes not yet read from the client, parts read before the
@@ -144,22 +165,21 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         /// When the whole request had been written to the upstream.
         var requestSent: UInt64 = 0
 
-        init(requestID: String, route: RouteEntry, method: String, target: String, path: String, query: Substring?, keepAlive: Bool,
-             identity: Identity?, request: ByteBuffer, headerStart: Int, upstreams: [Upstream], bodyLength: Int) {
+        init(route: RouteEntry, head: ByteBuffer, methodRange: Range<Int>, targetRange: Range<Int>, givenRequestID: Range<Int>?,
+             requestNumber: UInt64, requestIDLength: Int, isHead: Bool, idempotent: Bool, keepAlive: Bool, identity: Identity?, request: ByteBuffer,
+             headerStart: Int, upstreams: [Upstream], bodyLength: Int) {
             self.bodyLength = bodyLength
             self.bodyRemaining = bodyLength
             self.bodyActivity = started
-            self.requestID = requestID
             self.route = route
-            self.method = method
-            self.target = target
-            self.path = path
-            self.query = query
-            self.isHead = method == "HEAD"
-            switch method {
-            case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE": idempotent = true
-            default: idempotent = false
-            }
+            self.head = head
+            self.methodRange = methodRange
+            self.targetRange = targetRange
+            self.givenRequestID = givenRequestID
+            self.requestNumber = requestNumber
+            self.requestIDLength = requestIDLength
+            self.isHead = isHead
+            self.idempotent = idempotent
             self.keepAlive = keepAlive
             self.identity = identity
             self.request = request
@@ -174,6 +194,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         remoteIP = context.channel.remoteAddress?.ipAddress ?? ""
+        forwarding = Self.forwardedForName + Array("\(remoteIP)\r\nx-forwarded-proto: http\r\nx-real-ip: \(remoteIP)\r\nx-forwarded-host: ".utf8)
         allocator = context.channel.allocator
     }
 
@@ -186,8 +207,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
     /// A connection with no request in flight must send the next complete head within
     /// `[server] idle_timeout` (which also bounds a head sent slowly), or it is closed.
-    private func becameIdle() {
-        idleSince = DispatchTime.now().uptimeNanoseconds
+    private func becameIdle(at now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        idleSince = now
         armTimer(due: idleSince &+ idleTimeout)
     }
 
@@ -272,8 +293,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
     }
 
-    private func requestSent(_ exchange: Exchange) {
-        exchange.requestSent = DispatchTime.now().uptimeNanoseconds
+    private func requestSent(_ exchange: Exchange, at now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        exchange.requestSent = now
         armTimer(due: exchange.deadline)
     }
 
@@ -319,7 +340,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         case reject(Rejection, consumed: Int)
     }
 
-    struct Rejection {
+    final class Rejection {
         let response: ErrorResponse
         let verification: String?
         let route: String
@@ -327,6 +348,29 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let target: String
         let requestID: String
         let keepAlive: Bool
+
+        init(response: ErrorResponse, verification: String?, route: String, method: String, target: String, requestID: String, keepAlive: Bool) {
+            self.response = response
+            self.verification = verification
+            self.route = route
+            self.method = method
+            self.target = target
+            self.requestID = requestID
+            self.keepAlive = keepAlive
+        }
+    }
+
+    private var cachedState: GatewayState?
+    private var cachedGeneration = -1
+
+    /// The server's state, read again only after a reload (reading it takes a lock).
+    private func currentState() -> GatewayState {
+        let generation = server.stateGeneration.load(ordering: .acquiring)
+        if generation != cachedGeneration || cachedState == nil {
+            cachedState = server.state
+            cachedGeneration = generation
+        }
+        return cachedState!
     }
 
     /// Takes the next complete request from `inbound`, if there is one and nothing is in flight.
@@ -335,8 +379,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             resumeClientReads()
             return
         }
-        let state = server.state
-        let decision = buffered.withUnsafeReadableBytes { examine($0, state: state) }
+        let state = currentState()
+        let decision = buffered.withUnsafeReadableBytes { examine($0, buffer: buffered, state: state) }
         switch decision {
         case .wait:
             if buffered.readableBytes > state.config.server.maxHeaderBytes + 4 { return handOver() }
@@ -373,8 +417,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
     }
 
-    /// Reads one request head from the client's bytes and decides what happens to it.
-    private func examine(_ p: UnsafeRawBufferPointer, state: GatewayState) -> Decision {
+    /// Reads one request head from the client's bytes (`p`, the readable bytes of `buffer`)
+    /// and decides what happens to it.
+    private func examine(_ p: UnsafeRawBufferPointer, buffer: ByteBuffer, state: GatewayState) -> Decision {
         guard let end = HTTPScan.headEnd(p) else { return .wait }
         if server.isDraining || end > state.config.server.maxHeaderBytes { return .handOver }
 
@@ -389,8 +434,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         while i < end, p[i] > 0x20, p[i] != 0x7F { i += 1 }
         let targetRange = targetStart..<i
         guard i + 10 <= end, p[i] == HTTPScan.sp else { return .handOver }
-        let version = UnsafeRawBufferPointer(rebasing: p[(i + 1)..<(i + 9)])
-        guard version.elementsEqual("HTTP/1.1".utf8), p[i + 9] == HTTPScan.cr, p[i + 10] == HTTPScan.lf else { return .handOver }
+        guard HTTPScan.equals(p, i + 1, "HTTP/1.1"), p[i + 9] == HTTPScan.cr, p[i + 10] == HTTPScan.lf else { return .handOver }
         let linesStart = i + 11
 
         fields.removeAll(keepingCapacity: true)
@@ -454,62 +498,69 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) || HTTPScan.isAny(p, name, of: HopByHop.setByGatewayBytes) { dropped.insert(index) }
             }
             // The identity namespace, in any case and with `_` for `-`.
-            if state.ownedHeaderLengths.contains(name.count) {
-                if state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { dropped.insert(index) }
-            }
+            if state.mayBeOwnedHeader(length: name.count), state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { dropped.insert(index) }
         }
         guard let host else { return .handOver }
 
-        // Route.
-        let target = HTTPScan.string(p, targetRange)
-        let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?"))
-        let path = queryStart.map { String(target[..<$0]) } ?? target
-        let query = queryStart.map { target[target.index(after: $0)...] }
-        if Router.unsafePath(path) != nil { return .handOver }
-        switch path {
-        case "/healthz", "/readyz", "/metrics": return .handOver
-        default: if server.localAPI.owns(path) { return .handOver }
+        // The path, read as bytes. Raw non-ASCII goes to the full path, which routes it as a
+        // string; anything that could spell a dot segment or an encoding is checked as there.
+        var pathEnd = targetRange.lowerBound
+        var suspicious = false, previousSlash = false
+        while pathEnd < targetRange.upperBound, p[pathEnd] != UInt8(ascii: "?") {
+            let b = p[pathEnd]
+            if b >= 0x80 { return .handOver }
+            if b == UInt8(ascii: "%") || b == UInt8(ascii: ".") || b == UInt8(ascii: "\\") || (b == UInt8(ascii: "/") && previousSlash) { suspicious = true }
+            previousSlash = b == UInt8(ascii: "/")
+            pathEnd += 1
         }
-        let method = HTTPScan.string(p, methodRange)
-        let hostName = HTTPScan.hostName(p, host)
-        func requestID() -> String {
-            guard let given = requestIDField, RequestIDs.isValid(UnsafeRawBufferPointer(rebasing: p[given])) else { return RequestIDs.next() }
-            return HTTPScan.string(p, given)
+        let pathRange = targetRange.lowerBound..<pathEnd
+        let queryRange: Range<Int>? = pathEnd < targetRange.upperBound ? (pathEnd + 1)..<targetRange.upperBound : nil
+        if suspicious, Router.unsafePath(HTTPScan.string(p, pathRange)) != nil { return .handOver }
+        if HTTPScan.equals(p, pathRange, "/healthz") || HTTPScan.equals(p, pathRange, "/readyz") || HTTPScan.equals(p, pathRange, "/metrics")
+            || server.localAPI.owns(UnsafeRawBufferPointer(rebasing: p[pathRange])) {
+            return .handOver
         }
+        let givenRequestID = requestIDField.flatMap { RequestIDs.isValid(UnsafeRawBufferPointer(rebasing: p[$0])) ? $0 : nil }
+        func requestIDString() -> String { givenRequestID.map { HTTPScan.string(p, $0) } ?? RequestIDs.next() }
         // A refused request's body is not read: the connection closes after the answer, so
         // body bytes can never be taken for the next request.
         let keepAliveAfterRefusal = keepAlive && (contentLength ?? 0) == 0
-        guard let routeIndex = state.router.matchIndex(method: method, host: hostName, path: path) else {
-            return .reject(Rejection(response: .noRoute, verification: nil, route: "-", method: method, target: target, requestID: requestID(),
-                                     keepAlive: keepAliveAfterRefusal), consumed: end)
+
+        // Route.
+        guard let entry = state.route(p, method: methodRange, host: HTTPScan.hostNameRange(p, host), path: pathRange) else {
+            return .reject(Rejection(response: .noRoute, verification: nil, route: "-", method: HTTPScan.string(p, methodRange),
+                                     target: HTTPScan.string(p, targetRange), requestID: requestIDString(), keepAlive: keepAliveAfterRefusal),
+                           consumed: end)
         }
-        let entry = state.routeEntries[routeIndex]
-        if entry.config.session == .required { return .handOver }
+        if entry.sessionRequired { return .handOver }
         let bodyLimit = state.config.server.maxBodyBytes
         if bodyLimit > 0, (contentLength ?? 0) > bodyLimit { return .handOver }  // 413, said by the full path
 
         // Token and policy.
-        let token = findToken(p, sources: state.config.auth.tokenSources, authorization: authorization, apikey: apikey, cookie: cookie, query: query)
-        if case .unsupported = token { return .handOver }
-        let outcome: Authenticator.Outcome
-        if case .found(let range) = token {
-            outcome = state.authenticator.authenticate(route: entry.config, token: UnsafeRawBufferPointer(rebasing: p[range]))
-        } else {
-            outcome = state.authenticator.authenticate(route: entry.config, token: nil)
+        var identity: Identity? = nil
+        if entry.auth != .public {
+            let token = findToken(p, sources: state.config.auth.tokenSources, authorization: authorization, apikey: apikey, cookie: cookie, query: queryRange)
+            let outcome: Authenticator.Outcome
+            switch token {
+            case .unsupported: return .handOver
+            case .none where entry.auth == .optional: outcome = .pass(nil)
+            case .none: outcome = state.authenticator.authenticate(route: entry.config, token: nil)
+            case .found(let range): outcome = state.authenticator.authenticate(route: entry.config, token: UnsafeRawBufferPointer(rebasing: p[range]))
+            }
+            switch outcome {
+            case .pass(let who):
+                identity = who
+            case .refuse(let failure):
+                return .reject(Rejection(response: .auth(failure), verification: failure.reason.rawValue, route: entry.name,
+                                         method: HTTPScan.string(p, methodRange), target: HTTPScan.string(p, targetRange),
+                                         requestID: requestIDString(), keepAlive: keepAliveAfterRefusal), consumed: end)
+            }
         }
-        let identity: Identity?
-        switch outcome {
-        case .pass(let who):
-            identity = who
-        case .refuse(let failure):
-            return .reject(Rejection(response: .auth(failure), verification: failure.reason.rawValue, route: entry.config.name, method: method, target: target,
-                                     requestID: requestID(), keepAlive: keepAliveAfterRefusal), consumed: end)
-        }
-        if !entry.config.forwardAuthorization {
+        if !entry.forwardAuthorization {
             for source in state.config.auth.tokenSources {
                 switch source {
                 case .cookie: if cookie != nil { return .handOver }
-                case .query: if query != nil { return .handOver }
+                case .query: if queryRange != nil { return .handOver }
                 case .authorization, .apikey: break
                 }
             }
@@ -519,16 +570,29 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             }
         }
 
-        // The header block for the upstream.
-        let requestID = requestID()
-        let upstreams = state.upstreams(for: entry.config)
-        let uri = Router.upstreamURI(route: entry.config, upstream: upstreams[0], path: path, query: query)
-        var block = allocator.buffer(capacity: end + uri.utf8.count + 256 + (identity == nil ? 0 : 512))
-        Self.writeRequestLine(&block, method: method, uri: uri)
-        let headerStart = block.writerIndex
-        for (index, field) in fields.enumerated() where !dropped.contains(index) {
-            block.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line]))
+        // The upstream request: the request line (as it came when the target is unchanged),
+        // the client's header lines not dropped (copied in runs), then the gateway's own.
+        let upstreams = state.upstreams(for: entry)
+        var block = allocator.buffer(capacity: end + 320 + (identity == nil ? 0 : 512))
+        if entry.targetUnchanged {
+            block.writeBytes(UnsafeRawBufferPointer(rebasing: p[0..<linesStart]))
+        } else {
+            let query = queryRange.map { Substring(HTTPScan.string(p, $0)) }
+            let uri = Router.upstreamURI(route: entry.config, upstream: upstreams[0], path: HTTPScan.string(p, pathRange), query: query)
+            Self.writeRequestLine(&block, method: HTTPScan.string(p, methodRange), uri: uri)
         }
+        let headerStart = block.writerIndex
+        var run: Range<Int>? = nil
+        for index in fields.indices {
+            let line = fields[index].line
+            if dropped.contains(index) {
+                if let copy = run { block.writeBytes(UnsafeRawBufferPointer(rebasing: p[copy])) }
+                run = nil
+            } else {
+                run = run.map { $0.lowerBound..<line.upperBound } ?? line
+            }
+        }
+        if let copy = run { block.writeBytes(UnsafeRawBufferPointer(rebasing: p[copy])) }
         func add(_ name: String, _ value: String) {
             block.writeString(name)
             block.writeStaticString(": ")
@@ -543,26 +607,46 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             if !identityConfig.tenantID.isEmpty { add(identityConfig.tenantID, identity.tenantID) }
             if !identityConfig.claims.isEmpty { add(identityConfig.claims, identity.token.payloadSegment) }
         }
-        block.writeStaticString("x-forwarded-for: ")
+        // x-forwarded-for, -proto, x-real-ip and the start of x-forwarded-host, made once per connection.
         if let forwardedFor {
+            block.writeStaticString("x-forwarded-for: ")
             block.writeBytes(UnsafeRawBufferPointer(rebasing: p[forwardedFor]))
             block.writeStaticString(", ")
+            forwarding.withUnsafeBytes { block.writeBytes(UnsafeRawBufferPointer(rebasing: $0[Self.forwardedForName.count...])) }
+        } else {
+            block.writeBytes(forwarding)
         }
-        block.writeString(remoteIP)
-        block.writeStaticString("\r\nx-forwarded-proto: http\r\nx-real-ip: ")
-        block.writeString(remoteIP)
-        block.writeStaticString("\r\nx-forwarded-host: ")
         block.writeBytes(UnsafeRawBufferPointer(rebasing: p[host]))
         block.writeStaticString("\r\nx-request-id: ")
-        block.writeString(requestID)
+        let requestNumber: UInt64
+        let idStart = block.writerIndex
+        if let given = givenRequestID {
+            requestNumber = 0
+            block.writeBytes(UnsafeRawBufferPointer(rebasing: p[given]))
+        } else {
+            requestNumber = RequestIDs.nextNumber()
+            RequestIDs.write(requestNumber, into: &block)
+        }
+        let requestIDLength = block.writerIndex - idStart
         block.writeStaticString("\r\n\r\n")
 
-        let exchange = Exchange(requestID: requestID, route: entry, method: method, target: target, path: path, query: query,
-                                keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart, upstreams: upstreams,
-                                bodyLength: contentLength ?? 0)
+        let isHead = HTTPScan.equals(p, methodRange, "HEAD")
+        let idempotent = isHead || HTTPScan.equals(p, methodRange, "GET") || HTTPScan.equals(p, methodRange, "PUT")
+            || HTTPScan.equals(p, methodRange, "DELETE") || HTTPScan.equals(p, methodRange, "OPTIONS") || HTTPScan.equals(p, methodRange, "TRACE")
+        let exchange = Exchange(route: entry, head: buffer.getSlice(at: buffer.readerIndex, length: end)!, methodRange: methodRange,
+                                targetRange: targetRange, givenRequestID: givenRequestID, requestNumber: requestNumber,
+                                requestIDLength: requestIDLength, isHead: isHead,
+                                idempotent: idempotent, keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart,
+                                upstreams: upstreams, bodyLength: contentLength ?? 0)
         exchange.expectContinue = expectContinue && (contentLength ?? 0) > 0
         return .forward(exchange, consumed: end)
     }
+
+    private static let forwardedForName = Array("x-forwarded-for: ".utf8)
+
+    /// `x-forwarded-for: IP\r\nx-forwarded-proto: http\r\nx-real-ip: IP\r\nx-forwarded-host: `
+    /// for this connection's client.
+    private var forwarding: [UInt8] = []
 
     private enum FoundToken {
         case none
@@ -573,7 +657,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
     /// The first token in the configured sources, as a range of the request bytes.
     private func findToken(_ p: UnsafeRawBufferPointer, sources: [TokenSource], authorization: Range<Int>?, apikey: Range<Int>?,
-                           cookie: Range<Int>?, query: Substring?) -> FoundToken {
+                           cookie: Range<Int>?, query: Range<Int>?) -> FoundToken {
         for source in sources {
             switch source {
             case .authorization:
@@ -584,7 +668,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 if let value = cookie, let token = HTTPScan.cookie(p, value, named: name) { return .found(token) }
             case .query(let name):
                 guard let query else { continue }
-                for pair in query.split(separator: "&") where pair.hasPrefix(name + "=") && pair.count > name.count + 1 {
+                for pair in HTTPScan.string(p, query).split(separator: "&") where pair.hasPrefix(name + "=") && pair.count > name.count + 1 {
                     return .unsupported
                 }
             }
@@ -663,7 +747,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         exchange.channel = channel
         exchange.handler = handler
         handler.delegate = self
-        exchange.upstreamStarted = DispatchTime.now().uptimeNanoseconds
+        // A pooled connection taken as the request was read: no need to read the clock again.
+        let now = known != nil && exchange.attempt == 0 && !exchange.retriedStale ? exchange.started : DispatchTime.now().uptimeNanoseconds
+        exchange.upstreamStarted = now
         if exchange.pendingBody.isEmpty, exchange.bodyRemaining == 0 {
             handler.send(exchange.request)
         } else {
@@ -673,7 +759,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             handler.flush()
         }
         if exchange.bodyRemaining == 0 {
-            requestSent(exchange)
+            requestSent(exchange, at: now)
         } else {
             armTimer(due: exchange.deadline)
             resumeClientReads()
@@ -752,7 +838,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 guard let end = HTTPScan.headEnd(p) else { return p.count > Self.responseHeadLimit ? .malformed("response head over 64 KiB") : .incomplete }
                 guard end <= Self.responseHeadLimit else { return .malformed("response head over 64 KiB") }
                 // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF.
-                guard end >= 14, UnsafeRawBufferPointer(rebasing: p[0..<7]).elementsEqual("HTTP/1.".utf8), p[7] == 0x30 || p[7] == 0x31,
+                guard end >= 14, HTTPScan.equals(p, 0, "HTTP/1."), p[7] == 0x30 || p[7] == 0x31,
                       p[8] == HTTPScan.sp, let code = HTTPScan.decimal(p, 9..<12), (100...999).contains(code) else {
                     return .malformed("malformed status line")
                 }
@@ -802,10 +888,18 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 }
                 out = allocator.buffer(capacity: end + 96)
                 out.writeStaticString("HTTP/1.1")
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[8...lineEnd]))
-                for (index, field) in fields.enumerated() where !dropped.contains(index) {
-                    out.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line]))
+                // The status line's rest and the fields kept, copied in runs.
+                var run: Range<Int>? = 8..<(lineEnd + 1)
+                for index in fields.indices {
+                    let line = fields[index].line
+                    if dropped.contains(index) {
+                        if let copy = run { out.writeBytes(UnsafeRawBufferPointer(rebasing: p[copy])) }
+                        run = nil
+                    } else {
+                        run = run.map { $0.lowerBound..<line.upperBound } ?? line
+                    }
                 }
+                if let copy = run { out.writeBytes(UnsafeRawBufferPointer(rebasing: p[copy])) }
                 return .ready(end)
             }
             switch head {
@@ -823,7 +917,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 exchange.responseHead = nil
                 exchange.status = status
                 let now = DispatchTime.now().uptimeNanoseconds
-                latencyTimer(exchange.route.config.name).recordNanoseconds(Int64(now - exchange.upstreamStarted))
+                latencyTimer(exchange.route.name).recordNanoseconds(Int64(now - exchange.upstreamStarted))
                 exchange.upstreamKeepAlive = !upstreamClose && !http10
                 let framing: Framing
                 if exchange.isHead || status == 204 || status == 304 {
@@ -849,7 +943,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     exchange.upstreamKeepAlive = false
                 }
                 out.writeStaticString("x-request-id: ")
-                out.writeString(exchange.requestID)
+                exchange.writeRequestID(into: &out)
                 out.writeStaticString(exchange.clientClose ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
                 staged = out
                 clientNeedsFlush = true
@@ -866,12 +960,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var bytes = bytes
         switch framing {
         case .none:
-            complete(exchange, excess: bytes.readableBytes > 0)
+            complete(exchange, excess: bytes.readableBytes > 0, at: exchange.lastActivity)
         case .length(let remaining):
             let take = min(remaining, bytes.readableBytes)
             if take > 0, let part = bytes.readSlice(length: take) { write(exchange, part) }
             if take == remaining {
-                complete(exchange, excess: bytes.readableBytes > 0)
+                complete(exchange, excess: bytes.readableBytes > 0, at: exchange.lastActivity)
             } else {
                 exchange.framing = .length(remaining - take)
             }
@@ -883,7 +977,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 if bytes.readableBytes > 0 { write(exchange, bytes) }
             case .ends(let count):
                 if let part = bytes.readSlice(length: count) { write(exchange, part) }
-                complete(exchange, excess: bytes.readableBytes > 0)
+                complete(exchange, excess: bytes.readableBytes > 0, at: exchange.lastActivity)
             case .malformed:
                 abort(exchange, note: "upstream sent malformed chunked framing")
             }
@@ -926,10 +1020,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     /// The response went out whole.
-    private func complete(_ exchange: Exchange, excess: Bool) {
+    /// `now`: the time of the upstream read that ended it, if it just happened.
+    private func complete(_ exchange: Exchange, excess: Bool, at now: UInt64? = nil) {
         self.exchange = nil
         finish(exchange, status: exchange.status, reusable: exchange.upstreamKeepAlive && !excess, note: nil)
-        becameIdle()
+        becameIdle(at: now ?? DispatchTime.now().uptimeNanoseconds)
         // The upstream connection is detached now, so its read-complete will not flush for us.
         flushClient()
         if exchange.clientClose {
@@ -1002,8 +1097,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             exchange.handler?.delegate = nil
             if reusable { pool.release(channel, exchange.upstream, handler: exchange.handler) } else { channel.close(promise: nil) }
         }
-        requestCounter(exchange.route.config.name, status).increment()
-        server.requestFinished(route: exchange.route.config.name, status: status, counted: true, method: exchange.method, uri: exchange.target,
+        requestCounter(exchange.route.name, status).increment()
+        server.requestFinished(route: exchange.route.name, status: status, counted: true, method: exchange.method, uri: exchange.target,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
                                identity: exchange.identity, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut, note: note)
     }

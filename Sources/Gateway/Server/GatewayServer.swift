@@ -27,6 +27,8 @@ public final class GatewayServer: Sendable {
     private let pools: [ObjectIdentifier: UpstreamPool]
     private let rawPools: [ObjectIdentifier: UpstreamPool]
     private let draining = Atomic<Bool>(false)
+    /// Bumped after each swap of `state`: a connection keeps the state it read until this changes.
+    let stateGeneration = Atomic<Int>(0)
     private let accessLog: Logger?
     public let logger: Logger
     private let listener = Mutex<(any Channel)?>(nil)
@@ -146,6 +148,7 @@ public final class GatewayServer: Sendable {
         try keys.reload()
         let next = GatewayState(config: config, keys: keys, onUnknownKid: Self.unknownKidHook(remote))
         current.withLock { $0 = next }
+        stateGeneration.add(1, ordering: .releasing)
         logger.info("reload: config and keys in service", metadata: ["routes": "\(config.routes.count)", "keys": "\(keys.ring.keys.count)"])
     }
 
@@ -195,13 +198,14 @@ public final class GatewayServer: Sendable {
     // MARK: Accounting
 
     /// Counts the request (unless the caller did, `counted`) and writes its access-log line.
-    func requestFinished(route: String, status: Int, counted: Bool = false, method: String, uri: String, requestID: String, started: UInt64,
+    func requestFinished(route: String, status: Int, counted: Bool = false, method: @autoclosure () -> String, uri: @autoclosure () -> String,
+                         requestID: @autoclosure () -> String, started: UInt64,
                          upstream: Upstream?, identity: Identity?, bytesIn: Int, bytesOut: Int, note: String?) {
         if !counted { metrics.request(route: route, status: status) }
         guard let accessLog else { return }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
         var metadata: Logger.Metadata = [
-            "request_id": "\(requestID)", "method": "\(method)", "path": "\(Self.redactedPath(uri))", "status": "\(status)",
+            "request_id": "\(requestID())", "method": "\(method())", "path": "\(Self.redactedPath(uri()))", "status": "\(status)",
             "route": "\(route)", "duration_ms": "\(String(format: "%.3f", elapsed))", "bytes_in": "\(bytesIn)", "bytes_out": "\(bytesOut)",
         ]
         if let upstream { metadata["upstream"] = "\(upstream)" }

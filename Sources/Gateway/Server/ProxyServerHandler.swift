@@ -728,11 +728,33 @@ enum RequestIDs {
     private static let prefix = secureRandomBytes(6).map { String(format: "%02x", $0) }.joined()
     private static let counter = AtomicCounter()
 
-    static func next() -> String {
+    private static let prefixBytes = Array((prefix + "-").utf8)
+
+    static func next() -> String { string(nextNumber()) }
+
+    /// A new id as its number; `string` and `write` spell it (the direct path writes ids
+    /// as bytes and makes a string only when one is logged or answered).
+    static func nextNumber() -> UInt64 { counter.next() }
+
+    static func string(_ number: UInt64) -> String {
         var id = prefix
         id.append("-")
-        id.append(String(counter.next()))
+        id.append(String(number))
         return id
+    }
+
+    static func write(_ number: UInt64, into buffer: inout ByteBuffer) {
+        buffer.writeBytes(prefixBytes)
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        withUnsafeMutableBytes(of: &digits) { out in
+            var n = number, i = out.count
+            repeat {
+                i -= 1
+                out[i] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            } while n > 0
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: out[i...]))
+        }
     }
 
     /// A client's X-Request-Id is kept when it is 1-128 of [A-Za-z0-9._:-].
