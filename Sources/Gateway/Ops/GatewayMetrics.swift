@@ -49,13 +49,16 @@ public final class GatewayMetrics: Sendable {
 
     /// `outcome` is "valid" or a failure reason.
     func verification(_ outcome: String) {
-        let counter = verifications.withLock { counters in
+        verificationCounter(outcome).increment()
+    }
+
+    func verificationCounter(_ outcome: String) -> CoreMetrics.Counter {
+        verifications.withLock { counters in
             if let c = counters[outcome] { return c }
             let c = CoreMetrics.Counter(label: "gateway_token_verifications_total", dimensions: [("outcome", outcome)], factory: factory)
             counters[outcome] = c
             return c
         }
-        counter.increment()
     }
 
     func upstreamLatency(route: String, nanoseconds: UInt64) {
