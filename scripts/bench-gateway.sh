@@ -17,8 +17,8 @@ PORT=${GATEWAY_BENCH_PORT:-18480}
 [ -f "$PEERS_SH" ] || { echo "bench-gateway: $PEERS_SH not found (set PEERS_SH)" >&2; exit 2; }
 
 scripts/install-deps.sh --runtime-only
-swift build -c release --product gateway >/dev/null
-swift build -c release --product relay-ceiling >/dev/null
+scripts/build-release.sh --product gateway >/dev/null
+scripts/build-release.sh --product relay-ceiling >/dev/null
 RELAY_PORT=$((PORT + 10))
 bash "$PEERS_SH" start
 

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --runtime-only
-swift build -c release --product gateway
+scripts/build-release.sh --product gateway
 exec .build/release/gateway serve --config gateway.conf "$@"
