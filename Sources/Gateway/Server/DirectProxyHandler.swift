@@ -154,9 +154,16 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         /// The id's length: it is the last header value of `request`, before the final CRLF CRLF.
         let requestIDLength: Int
 
-        func writeRequestID(into buffer: inout ByteBuffer) {
+        /// `x-request-id: ID` and the end of the response head (with `connection: close` if asked).
+        func writeRequestIDField(into buffer: inout ByteBuffer, close: Bool) {
             request.withUnsafeReadableBytes { p in
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: p[(p.count - 4 - requestIDLength)..<(p.count - 4)]))
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: requestIDLength + 40) { room in
+                    var out = ByteWriter(room)
+                    out.put("x-request-id: ")
+                    out.put(p, (p.count - 4 - requestIDLength)..<(p.count - 4))
+                    if close { out.put("\r\nconnection: close\r\n\r\n") } else { out.put("\r\n\r\n") }
+                    return out.count
+                }
             }
         }
 
@@ -595,25 +602,28 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         // the client's header lines not dropped (copied in runs), then the gateway's own.
         let upstreams = state.upstreams(for: entry)
         var block = takeScratch(&requestScratch, capacity: end + 320 + (identity == nil ? 0 : 512))
-        if entry.targetUnchanged {
-            block.writeBytes(UnsafeRawBufferPointer(rebasing: p[0..<linesStart]))
-        } else {
+        if !entry.targetUnchanged {
             let query = queryRange.map { Substring(HTTPScan.string(p, $0)) }
             let uri = Router.upstreamURI(route: entry.config, upstream: upstreams[0], path: HTTPScan.string(p, pathRange), query: query)
             Self.writeRequestLine(&block, method: HTTPScan.string(p, methodRange), uri: uri)
         }
-        let headerStart = block.writerIndex
-        var run: Range<Int>? = nil
-        for index in fields.indices {
-            let line = fields[index].line
-            if dropped.contains(index) {
-                if let copy = run { block.writeBytes(UnsafeRawBufferPointer(rebasing: p[copy])) }
-                run = nil
-            } else {
-                run = run.map { $0.lowerBound..<line.upperBound } ?? line
+        let headerStart = entry.targetUnchanged ? linesStart : block.writerIndex
+        // The request line when unchanged, and the client's header lines not dropped, in runs.
+        block.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
+            var out = ByteWriter(room)
+            var run: Range<Int>? = entry.targetUnchanged ? 0..<linesStart : nil
+            for index in fields.indices {
+                let line = fields[index].line
+                if dropped.contains(index) {
+                    if let copy = run { out.put(p, copy) }
+                    run = nil
+                } else {
+                    run = run.map { $0.lowerBound..<line.upperBound } ?? line
+                }
             }
+            if let copy = run { out.put(p, copy) }
+            return out.count
         }
-        if let copy = run { block.writeBytes(UnsafeRawBufferPointer(rebasing: p[copy])) }
         func add(_ name: String, _ value: String) {
             block.writeString(name)
             block.writeStaticString(": ")
@@ -628,28 +638,34 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             if !identityConfig.tenantID.isEmpty { add(identityConfig.tenantID, identity.tenantID) }
             if !identityConfig.claims.isEmpty { add(identityConfig.claims, identity.token.payloadSegment) }
         }
-        // x-forwarded-for, -proto, x-real-ip and the start of x-forwarded-host, made once per connection.
-        if let forwardedFor {
-            block.writeStaticString("x-forwarded-for: ")
-            block.writeBytes(UnsafeRawBufferPointer(rebasing: p[forwardedFor]))
-            block.writeStaticString(", ")
-            forwarding.withUnsafeBytes { block.writeBytes(UnsafeRawBufferPointer(rebasing: $0[Self.forwardedForName.count...])) }
-        } else {
-            block.writeBytes(forwarding)
+        // The forwarding headers (made once per connection: x-forwarded-for, -proto, x-real-ip,
+        // the start of x-forwarded-host), the host, the request id.
+        let requestNumber: UInt64 = givenRequestID == nil ? RequestIDs.nextNumber() : 0
+        var requestIDLength = 0
+        let forwardedForLength: Int = forwardedFor?.count ?? 0
+        let requestIDRoom: Int = givenRequestID?.count ?? RequestIDs.maximumLength
+        let room: Int = forwarding.count + forwardedForLength + host.count + requestIDRoom + 24
+        block.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { room in
+            var out = ByteWriter(room)
+            forwarding.withUnsafeBytes { forwarding in
+                if let forwardedFor {
+                    let name = Self.forwardedForName.count
+                    out.put(UnsafeRawBufferPointer(rebasing: forwarding[..<name]))
+                    out.put(p, forwardedFor)
+                    out.put(", ")
+                    out.put(UnsafeRawBufferPointer(rebasing: forwarding[name...]))
+                } else {
+                    out.put(forwarding)
+                }
+            }
+            out.put(p, host)
+            out.put("\r\nx-request-id: ")
+            let idStart = out.count
+            if let given = givenRequestID { out.put(p, given) } else { RequestIDs.put(requestNumber, into: &out) }
+            requestIDLength = out.count - idStart
+            out.put("\r\n\r\n")
+            return out.count
         }
-        block.writeBytes(UnsafeRawBufferPointer(rebasing: p[host]))
-        block.writeStaticString("\r\nx-request-id: ")
-        let requestNumber: UInt64
-        let idStart = block.writerIndex
-        if let given = givenRequestID {
-            requestNumber = 0
-            block.writeBytes(UnsafeRawBufferPointer(rebasing: p[given]))
-        } else {
-            requestNumber = RequestIDs.nextNumber()
-            RequestIDs.write(requestNumber, into: &block)
-        }
-        let requestIDLength = block.writerIndex - idStart
-        block.writeStaticString("\r\n\r\n")
         if block.capacity <= Self.scratchLimit { requestScratch = block }
 
         let isHead = HTTPScan.equals(p, methodRange, "HEAD")
@@ -909,19 +925,23 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { dropped.insert(index) }
                 }
                 out = takeScratch(&responseScratch, capacity: end + 96)
-                out.writeStaticString("HTTP/1.1")
-                // The status line's rest and the fields kept, copied in runs.
-                var run: Range<Int>? = 8..<(lineEnd + 1)
-                for index in fields.indices {
-                    let line = fields[index].line
-                    if dropped.contains(index) {
-                        if let copy = run { out.writeBytes(UnsafeRawBufferPointer(rebasing: p[copy])) }
-                        run = nil
-                    } else {
-                        run = run.map { $0.lowerBound..<line.upperBound } ?? line
+                // HTTP/1.1, the status line's rest and the fields kept, copied in runs.
+                out.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
+                    var writer = ByteWriter(room)
+                    writer.put("HTTP/1.1")
+                    var run: Range<Int>? = 8..<(lineEnd + 1)
+                    for index in fields.indices {
+                        let line = fields[index].line
+                        if dropped.contains(index) {
+                            if let copy = run { writer.put(p, copy) }
+                            run = nil
+                        } else {
+                            run = run.map { $0.lowerBound..<line.upperBound } ?? line
+                        }
                     }
+                    if let copy = run { writer.put(p, copy) }
+                    return writer.count
                 }
-                if let copy = run { out.writeBytes(UnsafeRawBufferPointer(rebasing: p[copy])) }
                 return .ready(end)
             }
             switch head {
@@ -964,9 +984,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     exchange.clientClose = true
                     exchange.upstreamKeepAlive = false
                 }
-                out.writeStaticString("x-request-id: ")
-                exchange.writeRequestID(into: &out)
-                out.writeStaticString(exchange.clientClose ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n")
+                exchange.writeRequestIDField(into: &out, close: exchange.clientClose)
                 staged = out
                 clientNeedsFlush = true
                 exchange.lastActivity = now

@@ -744,17 +744,20 @@ enum RequestIDs {
     }
 
     static func write(_ number: UInt64, into buffer: inout ByteBuffer) {
-        buffer.writeBytes(prefixBytes)
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
-        withUnsafeMutableBytes(of: &digits) { out in
-            var n = number, i = out.count
-            repeat {
-                i -= 1
-                out[i] = UInt8(ascii: "0") + UInt8(n % 10)
-                n /= 10
-            } while n > 0
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: out[i...]))
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: maximumLength) { room in
+            var out = ByteWriter(room)
+            put(number, into: &out)
+            return out.count
         }
+    }
+
+    /// The most bytes `put` writes.
+    static let maximumLength = 13 + 20
+
+    @inline(__always)
+    static func put(_ number: UInt64, into out: inout ByteWriter) {
+        out.put(prefixBytes)
+        out.putDecimal(number)
     }
 
     /// A client's X-Request-Id is kept when it is 1-128 of [A-Za-z0-9._:-].
