@@ -9,35 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
-PEERS_SH=${PEERS_SH:-../shared/bench/peers.sh}
-PEERS_DIR=${PEERS_DIR:-/tmp/gw-peers}
-PORT=${GATEWAY_BENCH_PORT:-18480}
+. scripts/bench-common.sh
 DUR=${PEERS_DURATION:-5s}
-[ -f "$PEERS_SH" ] || { echo "bench-cpu: $PEERS_SH not found (set PEERS_SH)" >&2; exit 2; }
+bench_need_peers bench-cpu
 scripts/install-deps.sh --runtime-only
 scripts/build-release.sh --product gateway >/dev/null
-bash "$PEERS_SH" start
-chmod 600 "$PEERS_DIR"/keys/*.pem "$PEERS_DIR"/keys/*.secret 2>/dev/null || true
 work=$(mktemp -d)
-cat > "$work/gateway.conf" <<CONF
-[server]
-listen = "127.0.0.1:$PORT"
-access_log = "off"
-
-[auth]
-issuer = "http://127.0.0.1:8080/auth/v1"
-audience = "authenticated"
-keys = "$PEERS_DIR/keys"
-
-[[route]]
-path = "/"
-upstream = "http://127.0.0.1:18090"
-auth = "optional"
-CONF
-.build/release/gateway serve --config "$work/gateway.conf" --threads 1 >"$work/out.log" 2>"$work/err.log" &
-gw=$!
-trap 'kill $gw 2>/dev/null || true; bash "$PEERS_SH" stop >/dev/null 2>&1 || true' EXIT
-for _ in $(seq 1 100); do grep -q "listening" "$work/out.log" 2>/dev/null && break; sleep 0.1; done
+trap 'kill ${gw:-} 2>/dev/null || true; bash "$PEERS_SH" stop >/dev/null 2>&1 || true' EXIT
+bench_start_gateway "$work"
 haproxy=$(cat "$PEERS_DIR/haproxy.run.pid")
 
 # cost NAME PID PORT: one load, one line "NAME rps user sys total" (microseconds per request)

@@ -11,40 +11,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
-PEERS_SH=${PEERS_SH:-../shared/bench/peers.sh}
-PEERS_DIR=${PEERS_DIR:-/tmp/gw-peers}
-PORT=${GATEWAY_BENCH_PORT:-18480}
-[ -f "$PEERS_SH" ] || { echo "bench-gateway: $PEERS_SH not found (set PEERS_SH)" >&2; exit 2; }
+. scripts/bench-common.sh
+bench_need_peers bench-gateway
 
 scripts/install-deps.sh --runtime-only
 scripts/build-release.sh --product gateway >/dev/null
 scripts/build-release.sh --product relay-ceiling >/dev/null
 RELAY_PORT=$((PORT + 10))
-bash "$PEERS_SH" start
-
 work=$(mktemp -d)
-cat > "$work/gateway.conf" <<CONF
-[server]
-listen = "127.0.0.1:$PORT"
-access_log = "off"
-
-[auth]
-issuer = "http://127.0.0.1:8080/auth/v1"
-audience = "authenticated"
-keys = "$PEERS_DIR/keys"
-
-[[route]]
-path = "/"
-upstream = "http://127.0.0.1:18090"
-auth = "optional"
-CONF
-chmod 600 "$PEERS_DIR"/keys/*.pem "$PEERS_DIR"/keys/*.secret 2>/dev/null || true
-.build/release/gateway serve --config "$work/gateway.conf" --threads 1 >"$work/out.log" 2>"$work/err.log" &
-gw=$!
+trap 'kill ${gw:-} ${relay:-} 2>/dev/null || true; bash "$PEERS_SH" stop >/dev/null 2>&1 || true' EXIT
+bench_start_gateway "$work"
 .build/release/relay-ceiling "$RELAY_PORT" 18090 >/dev/null 2>&1 &
 relay=$!
-trap 'kill $gw $relay 2>/dev/null || true; bash "$PEERS_SH" stop >/dev/null 2>&1 || true' EXIT
-for _ in $(seq 1 100); do grep -q "listening" "$work/out.log" 2>/dev/null && break; sleep 0.1; done
 
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } else print v }'; }
 

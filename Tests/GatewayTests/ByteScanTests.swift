@@ -118,7 +118,11 @@ import Testing
     @Test func requestIDBytesSpellTheString() {
         for number: UInt64 in [0, 1, 9, 10, 99, 100, 123_456_789, UInt64(UInt32.max), UInt64.max - 1, UInt64.max] {
             var buffer = ByteBuffer()
-            RequestIDs.write(number, into: &buffer)
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: RequestIDs.maximumLength) { room in
+                var out = ByteWriter(room)
+                RequestIDs.put(number, into: &out)
+                return out.count
+            }
             #expect(buffer.readString(length: buffer.readableBytes) == RequestIDs.string(number))
         }
         let fresh = RequestIDs.next()
@@ -135,6 +139,32 @@ import Testing
             #expect(HTTPScan.equals(p, 4..<12, "/healthz"))
             #expect(!HTTPScan.equals(p, 4..<12, "/healthy"))
             #expect(HTTPScan.equals(p, 13, "HTTP/1.1"))
+        }
+    }
+
+    /// The kept lines of a head, copied in runs, are the head minus the dropped lines, in order,
+    /// for every subset of dropped lines.
+    @Test func keptLinesAreCopiedInRuns() {
+        let lines = ["GET / HTTP/1.1\r\n", "Host: a\r\n", "Connection: keep-alive\r\n", "X-A: 1\r\n", "X-B: 2\r\n", "Te: x\r\n"]
+        let head = Array((lines.joined() + "\r\n").utf8)
+        head.withUnsafeBytes { p in
+            var fields: [HTTPScan.Field] = []
+            #expect(HTTPScan.fields(p, from: lines[0].utf8.count, to: head.count, into: &fields))
+            #expect(fields.count == lines.count - 1)
+            for subset in 0..<(1 << fields.count) {
+                for withFirst in [false, true] {
+                    var dropped = HTTPScan.FieldMask()
+                    for index in fields.indices where subset & (1 << index) != 0 { dropped.insert(index) }
+                    var copied = [UInt8](repeating: 0, count: head.count)
+                    let count = copied.withUnsafeMutableBytes { room in
+                        var out = ByteWriter(room)
+                        out.putRuns(p, fields: fields, dropped: dropped, first: withFirst ? 0..<lines[0].utf8.count : nil)
+                        return out.count
+                    }
+                    let kept = (withFirst ? [lines[0]] : []) + lines.dropFirst().enumerated().filter { subset & (1 << $0.offset) == 0 }.map(\.element)
+                    #expect(String(decoding: copied[..<count], as: UTF8.self) == kept.joined(), "subset \(subset)")
+                }
+            }
         }
     }
 }

@@ -369,6 +369,22 @@ struct ByteWriter {
         bytes.withUnsafeBytes { put($0) }
     }
 
+    /// The lines of `fields` not in `dropped`, copied in runs of adjacent lines; `first`
+    /// (the bytes before the fields that are kept, such as the request line) starts the first run.
+    mutating func putRuns(_ p: UnsafeRawBufferPointer, fields: [HTTPScan.Field], dropped: HTTPScan.FieldMask, first: Range<Int>?) {
+        var run = first
+        for index in fields.indices {
+            let line = fields[index].line
+            if dropped.contains(index) {
+                if let copy = run { put(p, copy) }
+                run = nil
+            } else {
+                run = run.map { $0.lowerBound..<line.upperBound } ?? line
+            }
+        }
+        if let copy = run { put(p, copy) }
+    }
+
     /// `n` in decimal.
     @inline(__always)
     mutating func putDecimal(_ n: UInt64) {

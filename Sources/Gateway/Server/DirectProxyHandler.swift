@@ -611,17 +611,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         // The request line when unchanged, and the client's header lines not dropped, in runs.
         block.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
             var out = ByteWriter(room)
-            var run: Range<Int>? = entry.targetUnchanged ? 0..<linesStart : nil
-            for index in fields.indices {
-                let line = fields[index].line
-                if dropped.contains(index) {
-                    if let copy = run { out.put(p, copy) }
-                    run = nil
-                } else {
-                    run = run.map { $0.lowerBound..<line.upperBound } ?? line
-                }
-            }
-            if let copy = run { out.put(p, copy) }
+            out.putRuns(p, fields: fields, dropped: dropped, first: entry.targetUnchanged ? 0..<linesStart : nil)
             return out.count
         }
         func add(_ name: String, _ value: String) {
@@ -929,17 +919,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 out.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
                     var writer = ByteWriter(room)
                     writer.put("HTTP/1.1")
-                    var run: Range<Int>? = 8..<(lineEnd + 1)
-                    for index in fields.indices {
-                        let line = fields[index].line
-                        if dropped.contains(index) {
-                            if let copy = run { writer.put(p, copy) }
-                            run = nil
-                        } else {
-                            run = run.map { $0.lowerBound..<line.upperBound } ?? line
-                        }
-                    }
-                    if let copy = run { writer.put(p, copy) }
+                    writer.putRuns(p, fields: fields, dropped: dropped, first: 8..<(lineEnd + 1))
                     return writer.count
                 }
                 return .ready(end)

@@ -732,7 +732,7 @@ enum RequestIDs {
 
     static func next() -> String { string(nextNumber()) }
 
-    /// A new id as its number; `string` and `write` spell it (the direct path writes ids
+    /// A new id as its number; `string` and `put` spell it (the direct path writes ids
     /// as bytes and makes a string only when one is logged or answered).
     static func nextNumber() -> UInt64 { counter.next() }
 
@@ -741,14 +741,6 @@ enum RequestIDs {
         id.append("-")
         id.append(String(number))
         return id
-    }
-
-    static func write(_ number: UInt64, into buffer: inout ByteBuffer) {
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: maximumLength) { room in
-            var out = ByteWriter(room)
-            put(number, into: &out)
-            return out.count
-        }
     }
 
     /// The most bytes `put` writes.
