@@ -44,10 +44,13 @@ import Testing
         #expect(try Self.raw(gw.port, "GET http://elsewhere/ HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 400"))
         let refused = try Curl.request(gw.url + "/down/x")
         #expect(refused.status == 502 && refused.json?["error"]?.string == "bad_gateway")
-        let reset = try Curl.request(gw.url + "/up/reset")
-        #expect(reset.status == 502)
+        #expect(refused.json?["request_id"]?.string == refused.headers["x-request-id"] && refused.headers["x-request-id"]?.isEmpty == false,
+                "the id made for the request is the one answered")
+        let reset = try Curl.request(gw.url + "/up/reset", ["-H", "X-Request-Id: client-given-7"])
+        #expect(reset.status == 502 && reset.json?["request_id"]?.string == "client-given-7" && reset.headers["x-request-id"] == "client-given-7")
         let slow = try Curl.request(gw.url + "/up/slow?ms=2000")
         #expect(slow.status == 504 && slow.json?["error"]?.string == "gateway_timeout")
+        #expect(slow.json?["request_id"]?.string == slow.headers["x-request-id"] && slow.headers["x-request-id"]?.isEmpty == false)
         // Still serving after all of that.
         #expect(try Curl.request(gw.url + "/up/echo").status == 200)
         #expect(gw.child.process.isRunning)

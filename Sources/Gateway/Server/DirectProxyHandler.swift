@@ -115,15 +115,13 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let head: ByteBuffer
         let methodRange: Range<Int>
         let targetRange: Range<Int>
-        /// The client's X-Request-Id (valid) in `head`, else the number of the one made here.
-        let givenRequestID: Range<Int>?
-        let requestNumber: UInt64
         let isHead: Bool
         let idempotent: Bool
         let keepAlive: Bool
         let identity: Identity?
         let started = DispatchTime.now().uptimeNanoseconds
-        /// The request for `upstream`: its request line, then the header block from `headerStart`.
+        /// The request for `upstream`: its request line, then the header block from `headerStart`,
+        /// which ends with the request id (the last header value).
         var request: ByteBuffer
         let headerStart: Int
         var upstreams: [Upstream]
@@ -145,8 +143,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
         lazy var method: String = head.getString(at: head.readerIndex + methodRange.lowerBound, length: methodRange.count) ?? ""
         lazy var target: String = head.getString(at: head.readerIndex + targetRange.lowerBound, length: targetRange.count) ?? ""
-        lazy var requestID: String = givenRequestID.map { head.getString(at: head.readerIndex + $0.lowerBound, length: $0.count) ?? "" }
-            ?? RequestIDs.string(requestNumber)
+        /// The request id (the client's, if valid, or one made here), read back from the last
+        /// header value of `request`, where it was written once as bytes.
+        lazy var requestID: String = request.withUnsafeReadableBytes { p in
+            String(decoding: UnsafeRawBufferPointer(rebasing: p[(p.count - 4 - requestIDLength)..<(p.count - 4)]), as: UTF8.self)
+        }
         /// The target's path and query (for the request line to a second upstream).
         var path: String { target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target }
         var query: Substring? { target.firstIndex(of: "?").map { target[target.index(after: $0)...] } }
@@ -190,8 +191,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         /// When the whole request had been written to the upstream.
         var requestSent: UInt64 = 0
 
-        init(route: RouteEntry, head: ByteBuffer, methodRange: Range<Int>, targetRange: Range<Int>, givenRequestID: Range<Int>?,
-             requestNumber: UInt64, requestIDLength: Int, isHead: Bool, idempotent: Bool, keepAlive: Bool, identity: Identity?, request: ByteBuffer,
+        init(route: RouteEntry, head: ByteBuffer, methodRange: Range<Int>, targetRange: Range<Int>,
+             requestIDLength: Int, isHead: Bool, idempotent: Bool, keepAlive: Bool, identity: Identity?, request: ByteBuffer,
              headerStart: Int, upstreams: [Upstream], bodyLength: Int) {
             self.bodyLength = bodyLength
             self.bodyRemaining = bodyLength
@@ -200,8 +201,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             self.head = head
             self.methodRange = methodRange
             self.targetRange = targetRange
-            self.givenRequestID = givenRequestID
-            self.requestNumber = requestNumber
             self.requestIDLength = requestIDLength
             self.isHead = isHead
             self.idempotent = idempotent
@@ -662,7 +661,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let idempotent = isHead || HTTPScan.equals(p, methodRange, "GET") || HTTPScan.equals(p, methodRange, "PUT")
             || HTTPScan.equals(p, methodRange, "DELETE") || HTTPScan.equals(p, methodRange, "OPTIONS") || HTTPScan.equals(p, methodRange, "TRACE")
         let exchange = Exchange(route: entry, head: buffer.getSlice(at: buffer.readerIndex, length: end)!, methodRange: methodRange,
-                                targetRange: targetRange, givenRequestID: givenRequestID, requestNumber: requestNumber,
+                                targetRange: targetRange,
                                 requestIDLength: requestIDLength, isHead: isHead,
                                 idempotent: idempotent, keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart,
                                 upstreams: upstreams, bodyLength: contentLength ?? 0)
