@@ -104,10 +104,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnope\r\n0\r\n\r\n",
                 "switching": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
                 "huge-head": b"HTTP/1.1 200 OK\r\nX-Big: " + b"h" * 70000 + b"\r\nContent-Length: 0\r\n\r\n",
+                # Two Transfer-Encoding fields make one list, "chunked, gzip": the body runs until close.
+                "two-codings": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\nafter",
+                "bare-lf-trailer": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\nX: y\r\n\r\n",
+                "ctl-in-extension": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\x00\r\nhello\r\n0\r\n\r\n",
+                "four-digit-status": b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+                "ctl-in-reason": b"HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok",
             }[kind]
             self.wfile.write(raw)
             self.wfile.flush()
-            if kind in ("close-delimited", "bad-status", "bad-chunk", "switching", "huge-head"):
+            if kind in ("close-delimited", "bad-status", "bad-chunk", "switching", "huge-head", "two-codings", "bare-lf-trailer",
+                        "ctl-in-extension", "four-digit-status", "ctl-in-reason"):
                 self.close_connection = True
             return
         if path.endswith("/slow"):

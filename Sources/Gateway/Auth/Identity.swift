@@ -7,6 +7,9 @@ public struct Identity: Sendable {
     public let role: String?
     public let sessionID: String?
     public let tenantID: String
+    /// The first forwarded claim whose value a header cannot carry as it is (a control
+    /// character: CR or LF would end the header line and start another), else nil.
+    public let unforwardableClaim: String?
 
     init(token: VerifiedToken, tenantClaim: String) {
         self.token = token
@@ -15,5 +18,9 @@ public struct Identity: Sendable {
         role = claims.json["role"]?.string
         sessionID = claims.json["session_id"]?.string
         tenantID = claims[path: tenantClaim]?.string ?? "default"
+        let forwarded: [(String, String?)] = [("sub", userID), ("role", role), ("session_id", sessionID), (tenantClaim, tenantID)]
+        unforwardableClaim = forwarded.first { _, value in
+            value?.utf8.contains { $0 < 0x20 || $0 == 0x7F } ?? false
+        }?.0
     }
 }

@@ -124,10 +124,13 @@ enum HTTPScan {
     }
 
     /// Whether `p[range]` is one of the lower-case ASCII `names`, ignoring case.
-    static func isAny(_ p: UnsafeRawBufferPointer, _ range: Range<Int>, of names: [[UInt8]]) -> Bool {
+    /// Whether the bytes in `range` spell one of `names` (lower case) in any case, and with
+    /// `underscoreAsDash`, with `_` for `-`.
+    static func isAny(_ p: UnsafeRawBufferPointer, _ range: Range<Int>, of names: [[UInt8]], underscoreAsDash: Bool = false) -> Bool {
         names.contains { name in
             name.count == range.count && zip(range, name).allSatisfy { k, c in
                 let b = p[k]
+                if underscoreAsDash, b == 0x5F { return c == 0x2D }
                 return (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) == c
             }
         }
@@ -249,7 +252,7 @@ enum HTTPScan {
 /// Follows a chunked body (RFC 9112 section 7.1) byte by byte so it can be forwarded as it
 /// is, and says where it ends.
 struct ChunkedScanner {
-    private enum State { case size, extensions, sizeLF, data, dataCR, dataLF, trailerStart, trailer, endLF }
+    private enum State { case size, extensions, sizeLF, data, dataCR, dataLF, trailerStart, trailerName, trailerValue, trailerLF, endLF }
     private var state = State.size
     private var remaining: UInt64 = 0
     private var sawDigit = false
@@ -291,7 +294,11 @@ struct ChunkedScanner {
                 sawDigit = true
                 i += 1
             case .extensions:
-                if b == HTTPScan.cr { state = .sizeLF } else if b == HTTPScan.lf { return .malformed }
+                if b == HTTPScan.cr {
+                    state = .sizeLF
+                } else if (b < 0x20 && b != HTTPScan.tab) || b == 0x7F {
+                    return .malformed
+                }
                 i += 1
             case .sizeLF:
                 guard b == HTTPScan.lf else { return .malformed }
@@ -312,14 +319,32 @@ struct ChunkedScanner {
                 state = .size
                 i += 1
             case .trailerStart:
+                // A trailer field line (`name ":" value CRLF`) or the final CRLF.
                 if b == HTTPScan.cr {
                     state = .endLF
-                    i += 1
+                } else if HTTPScan.isTokenChar(b) {
+                    state = .trailerName
                 } else {
-                    state = .trailer
+                    return .malformed
                 }
-            case .trailer:
-                if b == HTTPScan.lf { state = .trailerStart }
+                i += 1
+            case .trailerName:
+                if b == UInt8(ascii: ":") {
+                    state = .trailerValue
+                } else if !HTTPScan.isTokenChar(b) {
+                    return .malformed
+                }
+                i += 1
+            case .trailerValue:
+                if b == HTTPScan.cr {
+                    state = .trailerLF
+                } else if (b < 0x20 && b != HTTPScan.tab) || b == 0x7F {
+                    return .malformed
+                }
+                i += 1
+            case .trailerLF:
+                guard b == HTTPScan.lf else { return .malformed }
+                state = .trailerStart
                 i += 1
             case .endLF:
                 guard b == HTTPScan.lf else { return .malformed }

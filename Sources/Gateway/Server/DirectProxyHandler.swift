@@ -324,7 +324,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         clientWritable = context.channel.isWritable
-        if clientWritable { exchange?.handler?.resumeReading() }
+        if clientWritable {
+            if let exchange { exchange.handler?.resumeReading() } else { nextRequest() }
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -397,51 +399,73 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         return cachedState!
     }
 
-    /// Takes the next complete request from `inbound`, if there is one and nothing is in flight.
+    /// `nextRequest` is running; a call made meanwhile (from a write it made, say) asks it to
+    /// look again rather than nesting.
+    private var takingRequests = false
+    private var lookAgain = false
+
+    /// Takes the next complete requests from `inbound` while nothing is in flight: requests
+    /// answered here (refused, no route) one after another in a loop, so a client that pipelines
+    /// thousands of them gets as many answers and no deeper stack.
     private func nextRequest() {
-        guard exchange == nil, !handedOver, !closing, let buffered = inbound, buffered.readableBytes > 0 else {
-            resumeClientReads()
+        if takingRequests {
+            lookAgain = true
             return
         }
-        let state = currentState()
-        let decision = buffered.withUnsafeReadableBytes { examine($0, buffer: buffered, state: state) }
-        switch decision {
-        case .wait:
-            if buffered.readableBytes > state.config.server.maxHeaderBytes + 4 { return handOver() }
-            resumeClientReads()
-        case .handOver:
-            handOver()
-        case .reject(let rejection, let consumed):
-            inbound!.moveReaderIndex(forwardBy: consumed)
-            if inbound!.readableBytes == 0 { inbound = nil }
-            if let reason = rejection.verification { server.metrics.verification(reason) }
-            server.requestFinished(route: rejection.route, status: Int(rejection.response.status.code), method: rejection.method, uri: rejection.target,
-                                   requestID: rejection.requestID, started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil,
-                                   bytesIn: 0, bytesOut: 0, note: rejection.response.reason)
-            becameIdle()
-            let keepAlive = rejection.keepAlive && !server.isDraining
-            context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
-            clientNeedsFlush = true
-            if keepAlive {
-                nextRequest()
-            } else {
-                closeAfterWrites()
+        takingRequests = true
+        defer { takingRequests = false }
+        repeat {
+            lookAgain = false
+            takeRequests()
+        } while lookAgain
+    }
+
+    private func takeRequests() {
+        while exchange == nil, !handedOver, !closing, let buffered = inbound, buffered.readableBytes > 0 {
+            // Answers made here wait while the client is not reading them: a client that
+            // pipelines requests and never reads cannot make the gateway hold their answers.
+            // Reads stop too once `inbound` is full; writability coming back resumes.
+            guard clientWritable else { return flushClient() }
+            let state = currentState()
+            let decision = buffered.withUnsafeReadableBytes { examine($0, buffer: buffered, state: state) }
+            switch decision {
+            case .wait:
+                // A head longer than the buffer reads wait for (max_header_bytes may be larger)
+                // goes to the full path, which reads it up to the limit.
+                if buffered.readableBytes > state.config.server.maxHeaderBytes + 4 || buffered.readableBytes > Self.inboundLimit { return handOver() }
+                return resumeClientReads()
+            case .handOver:
+                return handOver()
+            case .reject(let rejection, let consumed):
+                inbound!.moveReaderIndex(forwardBy: consumed)
+                if inbound!.readableBytes == 0 { inbound = nil }
+                if let reason = rejection.verification { server.metrics.verification(reason) }
+                server.requestFinished(route: rejection.route, status: Int(rejection.response.status.code), method: rejection.method, uri: rejection.target,
+                                       requestID: rejection.requestID, started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil,
+                                       bytesIn: 0, bytesOut: 0, note: rejection.response.reason)
+                becameIdle()
+                let keepAlive = rejection.keepAlive && !server.isDraining
+                context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
+                clientNeedsFlush = true
+                if !keepAlive { return closeAfterWrites() }
+            case .forward(let exchange, let consumed):
+                inbound!.moveReaderIndex(forwardBy: consumed)
+                if inbound!.readableBytes == 0 { inbound = nil }
+                self.exchange = exchange
+                if exchange.identity != nil {
+                    if validCounter == nil { validCounter = server.metrics.verificationCounter("valid") }
+                    validCounter!.increment()
+                }
+                if exchange.expectContinue {
+                    // Admitted (route, token, policy): the client may send the body now.
+                    context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+                }
+                pumpBody(exchange)
+                connect(exchange)
+                return
             }
-        case .forward(let exchange, let consumed):
-            inbound!.moveReaderIndex(forwardBy: consumed)
-            if inbound!.readableBytes == 0 { inbound = nil }
-            self.exchange = exchange
-            if exchange.identity != nil {
-                if validCounter == nil { validCounter = server.metrics.verificationCounter("valid") }
-                validCounter!.increment()
-            }
-            if exchange.expectContinue {
-                // Admitted (route, token, policy): the client may send the body now.
-                context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
-            }
-            pumpBody(exchange)
-            connect(exchange)
         }
+        resumeClientReads()
     }
 
     /// Reads one request head from the client's bytes (`p`, the readable bytes of `buffer`)
@@ -522,7 +546,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 forwardedFor = field.value
                 dropped.insert(index)
             default:
-                if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) || HTTPScan.isAny(p, name, of: HopByHop.setByGatewayBytes) { dropped.insert(index) }
+                // The forwarding headers the gateway writes, also spelled with underscores
+                // (CGI-style backends read X_Forwarded_For as X-Forwarded-For).
+                if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) || HTTPScan.isAny(p, name, of: HopByHop.writtenByGatewayBytes, underscoreAsDash: true) {
+                    dropped.insert(index)
+                }
             }
             // The identity namespace, in any case and with `_` for `-`.
             if state.mayBeOwnedHeader(length: name.count), state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { dropped.insert(index) }
@@ -871,13 +899,21 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 }
                 http10 = p[7] == 0x30
                 status = code
+                // The code is three digits followed by SP (or the line's end); the reason phrase
+                // is passed on, so it may not hold control characters.
+                guard p[12] == HTTPScan.sp || p[12] == HTTPScan.cr else { return .malformed("malformed status line") }
                 var lineEnd = 12
                 while lineEnd < end, p[lineEnd] != HTTPScan.lf { lineEnd += 1 }
                 guard lineEnd < end, p[lineEnd - 1] == HTTPScan.cr else { return .malformed("malformed status line") }
+                for k in 13..<max(13, lineEnd - 1) where (p[k] < 0x20 && p[k] != HTTPScan.tab) || p[k] == 0x7F {
+                    return .malformed("control character in the status line")
+                }
                 if code < 200 { return code == 101 ? .malformed("upstream switched protocols unasked") : .informational(end) }
                 fields.removeAll(keepingCapacity: true)
                 guard HTTPScan.fields(p, from: lineEnd + 1, to: end, into: &fields) else { return .malformed("malformed response header") }
                 var listed: [String] = []
+                var sawCoding = false
+                var lastCoding: Range<Int>? = nil
                 var dropped = HTTPScan.FieldMask()
                 for (index, field) in fields.enumerated() {
                     let name = field.name
@@ -888,9 +924,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                         }
                         contentLength = value
                     case 17 where HTTPScan.equalsLowercase(p, name, "transfer-encoding"):
-                        var last = 0..<0
-                        HTTPScan.listElements(p, field.value) { last = $0 }
-                        if HTTPScan.equalsLowercase(p, last, "chunked") { chunked = true } else { otherCoding = true }
+                        // Several fields make one list: its last coding decides the framing.
+                        sawCoding = true
+                        HTTPScan.listElements(p, field.value) { lastCoding = $0 }
                     case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
                         HTTPScan.listElements(p, field.value) { token in
                             if HTTPScan.equalsLowercase(p, token, "close") {
@@ -905,6 +941,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     default:
                         if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) { dropped.insert(index) }
                     }
+                }
+                if sawCoding {
+                    chunked = lastCoding.map { HTTPScan.equalsLowercase(p, $0, "chunked") } ?? false
+                    otherCoding = !chunked
                 }
                 if !listed.isEmpty {
                     for (index, field) in fields.enumerated() where listed.contains(HTTPScan.canonicalName(p, field.name)) { dropped.insert(index) }

@@ -382,9 +382,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         // X_User_Id as X-User-Id), and the default names even when renamed or disabled.
         let owned = state.ownedHeaders
         var spoofed: [String] = []
-        for (name, _) in headers where state.ownedHeaderLengths.contains(name.utf8.count) {
+        for (name, _) in headers {
+            let underscore = name.utf8.contains(UInt8(ascii: "_"))
+            guard underscore || state.ownedHeaderLengths.contains(name.utf8.count) else { continue }
             let canonical = name.lowercased().replacingOccurrences(of: "_", with: "-")
-            if owned.contains(canonical) { spoofed.append(name) }
+            // The forwarding headers the gateway writes, spelled with underscores, go too.
+            if owned.contains(canonical) || (underscore && HopByHop.writtenByGateway.contains(canonical)) { spoofed.append(name) }
         }
         for name in spoofed { headers.remove(name: name) }
         for name in HopByHop.setByGateway { headers.remove(name: name) }
@@ -772,9 +775,12 @@ enum HopByHop {
     static let names = ["connection", "proxy-connection", "keep-alive", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
     /// Forwarding headers a client may not set: the gateway writes its own.
     static let setByGateway = ["forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-proto"]
-    /// Both lists as bytes, for the direct path's byte-level header scan.
+    /// Every forwarding header the gateway writes (X-Forwarded-For is appended to, and a valid
+    /// X-Request-Id kept): spelled with underscores by a client, they are dropped.
+    static let writtenByGateway = setByGateway + ["x-forwarded-for", "x-request-id"]
+    /// As bytes, for the direct path's byte-level header scan.
     static let nameBytes = names.map { Array($0.utf8) }
-    static let setByGatewayBytes = setByGateway.map { Array($0.utf8) }
+    static let writtenByGatewayBytes = writtenByGateway.map { Array($0.utf8) }
 
     static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool) {
         for value in headers["connection"] {
