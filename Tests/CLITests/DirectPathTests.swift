@@ -338,6 +338,21 @@ import Testing
         #expect(try Curl.request(gw.url + "/up/echo", Curl.bearer(try GatewayServeTests.token())).status == 200)
     }
 
+    /// Heads near the largest max_header_bytes (64 KiB): one under it is served, one over it is
+    /// answered 431 (a head longer than the direct path's buffer once waited for the idle timeout).
+    @Test func headsLargerThanTheDirectBufferAreServed() throws {
+        let up = try TestUpstream()
+        let gw = try Self.gateway(up, server: "max_header_bytes = 65536")
+        let started = Date()
+        // Two fields of 32,000 bytes (the test upstream takes lines of at most 64 KiB).
+        let half = String(repeating: "h", count: 32_000)
+        let big = try Curl.request(gw.url + "/up/echo", ["--max-time", "10", "-H", "X-Big-1: " + half, "-H", "X-Big-2: " + half])
+        #expect(big.status == 200 && big.json?["headers"]?["x-big-2"]?.string?.count == 32_000, "\(big.status)")
+        #expect(Date().timeIntervalSince(started) < 5)
+        let tooBig = try Curl.request(gw.url + "/up/echo", ["--max-time", "10", "-H", "X-Big: " + String(repeating: "h", count: 70_000)])
+        #expect(tooBig.status == 431 && tooBig.json?["error"]?.string == "request_header_fields_too_large", "\(tooBig.status) \(tooBig.body)")
+    }
+
     /// Tens of thousands of pipelined requests answered here (no route), each batch sent behind
     /// one in flight while the client reads nothing for a second: every one is answered, in
     /// order, from a loop. (Answered by a call per request, as before this test, the batch read

@@ -81,7 +81,8 @@ public struct ServerConfig: Sendable {
     public var port = 8080
     /// Event-loop threads; 0 means one per core.
     public var threads = 0
-    /// Request head size limit (431 beyond it).
+    /// Request head size limit (431 beyond it). At most 64 KiB: below the 80 KiB the full
+    /// path's HTTP/1 parser (NIOHTTP1) reads at most, so the limit is always the gateway's.
     public var maxHeaderBytes = 32 * 1024
     /// Request body size limit (413 beyond it); 0 is no limit.
     public var maxBodyBytes = 0
@@ -95,7 +96,7 @@ public struct ServerConfig: Sendable {
     static func read(_ table: TOMLTable, _ reader: inout ConfigReader) -> ServerConfig {
         var server = ServerConfig()
         reader.checkKeys(table, at: "server", known: ["listen", "threads", "max_header_bytes", "max_body_bytes", "drain_timeout", "access_log", "idle_timeout"])
-        if let v = reader.int(table, "max_header_bytes", at: "server", range: 1024...1_048_576) { server.maxHeaderBytes = v }
+        if let v = reader.int(table, "max_header_bytes", at: "server", range: 1024...65_536) { server.maxHeaderBytes = v }
         if let v = reader.int(table, "max_body_bytes", at: "server", range: 0...Int.max) { server.maxBodyBytes = v }
         if let v = reader.duration(table, "drain_timeout", at: "server") { server.drainTimeout = v }
         if let v = reader.string(table, "access_log", at: "server") { server.accessLog = v }

@@ -35,8 +35,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private var closing = false
     /// The client shut its sending side: answer what it sent, then close.
     private var inputClosed = false
-    /// Client bytes buffered beyond this hold further reads (pipelined requests wait in the socket).
-    private static let inboundLimit = 1 << 16
+    /// Client bytes buffered beyond this hold further reads (pipelined requests wait in the
+    /// socket). Above the largest head allowed (max_header_bytes is at most 64 KiB) and its
+    /// CRLF CRLF, so a head over the limit is always seen whole enough to be refused.
+    private static let inboundLimit = (1 << 16) + 8
     private var clientNeedsFlush = false
     private var remoteIP = ""
     private var fields: [HTTPScan.Field] = []
@@ -430,9 +432,18 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             let decision = buffered.withUnsafeReadableBytes { examine($0, buffer: buffered, state: state) }
             switch decision {
             case .wait:
-                // A head longer than the buffer reads wait for (max_header_bytes may be larger)
-                // goes to the full path, which reads it up to the limit.
-                if buffered.readableBytes > state.config.server.maxHeaderBytes + 4 || buffered.readableBytes > Self.inboundLimit { return handOver() }
+                let limit = state.config.server.maxHeaderBytes
+                if buffered.readableBytes > limit + 4 {
+                    // No end of head within the limit: 431, and the connection ends (what
+                    // follows cannot be read as requests).
+                    inbound = nil
+                    let response = ErrorResponse.headersTooLarge("request head is over \(limit) bytes, the limit")
+                    server.requestFinished(route: "-", status: Int(response.status.code), method: "-", uri: "-", requestID: RequestIDs.next(),
+                                           started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0,
+                                           note: response.reason)
+                    context.write(wrapOutboundOut(response.bytes(requestID: RequestIDs.next(), keepAlive: false, allocator: allocator)), promise: nil)
+                    return closeAfterWrites()
+                }
                 return resumeClientReads()
             case .handOver:
                 return handOver()
