@@ -338,6 +338,26 @@ import Testing
         #expect(try Curl.request(gw.url + "/up/echo", Curl.bearer(try GatewayServeTests.token())).status == 200)
     }
 
+    /// The full path's timeouts (chunked requests go there): a request body that
+    /// stalls is answered 408 and the connection closed; an upstream that sends a head and
+    /// then nothing has the head reach the client at once and the connection end after the
+    /// idle timeout (both once waited with no timeout at all).
+    @Test func fullPathStallsEndByTheIdleTimeout() throws {
+        let up = try TestUpstream()
+        let gw = try Self.gateway(up, route: "timeouts = { idle = \"1s\" }")
+        let started = Date()
+        let stalledBody = try Self.exchange(gw.port, "POST /up/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        #expect(stalledBody.statuses == [408] && stalledBody.raw.hasSuffix("<EOF>"), "\(stalledBody.raw)")
+        #expect(stalledBody.raw.contains("request body stalled"))
+        #expect(Date().timeIntervalSince(started) < 3.5)
+        let headStarted = Date()
+        let stalledResponse = try Self.exchange(gw.port, "POST /up/raw?kind=head-then-stall HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        #expect(stalledResponse.statuses == [200] && stalledResponse.raw.lowercased().contains("x-kind: stall") && stalledResponse.raw.hasSuffix("<EOF>"),
+                "\(stalledResponse.raw)")
+        #expect(Date().timeIntervalSince(headStarted) < 3.5, "ended by the 1 s idle timeout, not by the upstream's close after 4 s")
+        #expect(try Curl.request(gw.url + "/up/echo").status == 200)
+    }
+
     /// Heads near the largest max_header_bytes (64 KiB): one under it is served, one over it is
     /// answered 431 (a head longer than the direct path's buffer once waited for the idle timeout).
     @Test func headsLargerThanTheDirectBufferAreServed() throws {

@@ -160,6 +160,13 @@ import Testing
         #expect(!viaCookie.body.contains(String(token.split(separator: ".")[2])), "the token was forwarded: \(viaCookie.body)")
         #expect(viaCookie.json?["headers"]?["cookie"]?.string == "theme=dark")
         #expect(viaCookie.json?["path"]?.string == "/echo?a=1")
+
+        // Also when the first upstream refuses and the request goes to the next one.
+        let failover = try TestGateway.withAuth(extraAuth: "token_sources = [\"query:access_token\"]",
+                                                config: "[[route]]\npath = \"/\"\nupstream = [\"http://127.0.0.1:1\", \"\(up.url)\"]\nforward_authorization = false\n",
+                                                keys: Self.keys)
+        let second = try Curl.request(failover.url + "/echo?a=1&access_token=\(token)")
+        #expect(second.status == 200 && second.json?["path"]?.string == "/echo?a=1", "\(second.status) \(second.body)")
     }
 }
 

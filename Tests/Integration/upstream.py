@@ -94,6 +94,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # Responses a framework would not write: exact bytes, for the proxy's response reader.
             self.read_body()
             kind = query.get("kind", "")
+            if kind == "head-then-stall":
+                # A head promising 10 bytes, then nothing for 4 s, then close.
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Kind: stall\r\n\r\n")
+                self.wfile.flush()
+                time.sleep(4)
+                self.close_connection = True
+                return
             raw = {
                 "close-delimited": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil-close-body",
                 "bad-status": b"HTTP/1.1 2x0 Nope\r\nContent-Length: 0\r\n\r\n",

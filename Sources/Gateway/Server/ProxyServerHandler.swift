@@ -76,6 +76,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         var channel: (any Channel)?
         var handler: UpstreamHandler?
         var upstreamHead: HTTPRequestHead
+        /// The query sent upstream (token parameters cut when the route does not forward them).
+        var forwardedQuery: Substring?
         var buffered: [HTTPClientRequestPart] = []
         var requestEnded = false
         var responseHead: HTTPResponseHead?
@@ -247,6 +249,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             guard let exchange else { return }
             exchange.bytesIn += buffer.readableBytes
+            exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
             let limit = server.state.config.server.maxBodyBytes
             if limit > 0, exchange.bytesIn > limit, exchange.responseHead == nil {
                 let e = exchange
@@ -334,11 +337,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
 
         let upstreams = state.upstreams(for: route)
-        let upstreamHead = forwardHead(head, route: route, upstream: upstreams[0], path: path, query: query, identity: identity,
-                                       requestID: requestID, state: state)
-        let exchange = Exchange(requestID: requestID, route: route, head: head, upstreamHead: upstreamHead, upstreams: upstreams)
+        let forwarded = forwardHead(head, route: route, upstream: upstreams[0], path: path, query: query, identity: identity,
+                                    requestID: requestID, state: state)
+        let exchange = Exchange(requestID: requestID, route: route, head: head, upstreamHead: forwarded.head, upstreams: upstreams)
+        exchange.forwardedQuery = forwarded.query
         exchange.identity = identity
         self.exchange = exchange
+        // Until the request has ended, a body that stalls for the route's idle timeout is
+        // answered 408 (the first-byte timer takes over at its end).
+        exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
+        armIdleTimer(exchange, after: route.idleTimeout)
         if route.session == .required, let who = identity, let sessionID = who.sessionID {
             // The runtime answers asynchronously; body parts wait in the exchange meanwhile and
             // further reads are held (the exchange has no upstream channel yet).
@@ -373,7 +381,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The request as the upstream sees it: hop-by-hop headers gone, the identity namespace
     /// replaced by verified values, forwarding headers added.
     private func forwardHead(_ head: HTTPRequestHead, route: RouteConfig, upstream: Upstream, path: String, query: Substring?,
-                             identity: Identity?, requestID: String, state: GatewayState) -> HTTPRequestHead {
+                             identity: Identity?, requestID: String, state: GatewayState) -> (head: HTTPRequestHead, query: Substring?) {
         let identityConfig = state.config.identity
         var headers = head.headers
         HopByHop.strip(&headers, keepChunked: true)
@@ -429,7 +437,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if let host = head.headers.first(name: "host") { headers.replaceOrAdd(name: "x-forwarded-host", value: host) }
         headers.replaceOrAdd(name: "x-request-id", value: requestID)
         let uri = Router.upstreamURI(route: route, upstream: upstream, path: path, query: query)
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
+        return (HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers), query)
     }
 
     // MARK: Upstream
@@ -450,9 +458,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 if idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
                     exchange.attempt = 1
                     exchange.upstream = exchange.upstreams[1]
+                    // The query as first forwarded: token parameters stay cut.
                     exchange.upstreamHead.uri = Router.upstreamURI(route: exchange.route, upstream: exchange.upstream,
-                                                                   path: String(exchange.head.uri.prefix { $0 != "?" }),
-                                                                   query: exchange.head.uri.firstIndex(of: "?").map { exchange.head.uri[exchange.head.uri.index(after: $0)...] })
+                                                                   path: String(exchange.head.uri.prefix { $0 != "?" }), query: exchange.forwardedQuery)
                     self.connect(exchange)
                     return
                 }
@@ -498,6 +506,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if head.status.code < 200 { return }  // 100 Continue from upstream: we already answered the client
             exchange.timer?.cancel()
             exchange.timer = nil
+            // From the head on, the upstream may be idle for the route's idle timeout between
+            // parts, the first body part included.
+            exchange.idleTimerArmed = false
+            exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
+            armIdleTimer(exchange, after: exchange.route.idleTimeout)
             server.metrics.upstreamLatency(route: exchange.route.name, nanoseconds: DispatchTime.now().uptimeNanoseconds - exchange.upstreamStarted)
             exchange.upstreamKeepAlive = head.isKeepAlive
             var headers = head.headers
@@ -511,6 +524,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.responseHead = response
             exchange.status = Int(head.status.code)
             context.write(wrapOutboundOut(.head(response)), promise: nil)
+            // Flushed at the end of the upstream's read, even if no body part came with it
+            // (a stream's first event may be a while).
+            clientNeedsFlush = true
         case .body(let buffer):
             exchange.bytesOut += buffer.readableBytes
             exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
@@ -577,6 +593,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func armTimer(_ exchange: Exchange, seconds: Double, why: String) {
         exchange.timer?.cancel()
+        exchange.idleTimerArmed = false
         exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
             guard self.exchange === exchange else { return }
             if exchange.responseHead == nil {
@@ -600,6 +617,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if idle < limit {
                 self.armIdleTimer(exchange, after: limit - idle)
                 return
+            }
+            if exchange.responseHead == nil {
+                // Still reading the request: its body stalled (the connection then closes).
+                return self.fail(exchange, ErrorResponse(status: .requestTimeout, error: "request_timeout",
+                                                         reason: "the request body stalled for \(Duration.describe(limit))"))
             }
             self.exchange = nil
             self.finish(exchange, status: exchange.status, reusable: false, note: "upstream idle for \(Duration.describe(limit))")
