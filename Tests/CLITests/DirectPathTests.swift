@@ -227,14 +227,16 @@ import Testing
         print(attempt(b"GET /up/echo HTTP/1.1\\r\\nHost: x\\r\\n", 0))
         print(attempt(b"POST /up/echo HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\n\\r\\nhi", 0))
         print(attempt(b"GET /up/slow?ms=2500 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", 0))
+        print(attempt(b"POST /auth/v1/token?grant_type=password HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\nContent-Length: 100\\r\\n\\r\\n{", 0))
         """
         let lines = try CLI.run(["python3", "-c", script], executable: "/usr/bin/env").stdout.split(separator: "\n").map(String.init)
-        #expect(lines.count == 4, "\(lines)")
+        #expect(lines.count == 5, "\(lines)")
         func closedAfter(_ line: String) -> Double { Double(line.split(separator: "=").last ?? "") ?? -1 }
         #expect(lines[0].hasPrefix("HTTP/1.1 200") && (0.8...4).contains(closedAfter(lines[0])), "direct path, idle after a response: \(lines[0])")
         #expect(lines[1].hasPrefix("-") && (0.8...4).contains(closedAfter(lines[1])), "a head never finished: \(lines[1])")
         #expect(lines[2].hasPrefix("HTTP/1.1 200") && (0.8...4).contains(closedAfter(lines[2])), "full path, idle after a response: \(lines[2])")
         #expect(lines[3].hasPrefix("HTTP/1.1 200") && closedAfter(lines[3]) >= 2.4, "a slow answer is not cut: \(lines[3])")
+        #expect(lines[4].hasPrefix("-") && (0.8...4).contains(closedAfter(lines[4])), "a local request whose body stalls: \(lines[4])")
     }
 
     /// Malformed, oversized and hostile heads get an error answer or a closed connection, never

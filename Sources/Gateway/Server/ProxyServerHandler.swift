@@ -21,8 +21,15 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var exchange: Exchange?
     /// A request answered by the gateway itself (identity endpoints, session API).
     private var local: LocalExchange?
-    /// Answered here; the rest of the request body is read and dropped.
-    private var discarding = false
+    /// The rest of a request body is read and dropped (answered early). The client must keep
+    /// sending it: the idle timer runs meanwhile, and starts afresh once it ends.
+    private var discarding = false {
+        didSet {
+            if discarding, !oldValue { armIdle() } else if !discarding, oldValue { idleTask?.cancel(); idleTask = nil }
+        }
+    }
+    /// When the client last sent bytes (a local request's body, a discarded body).
+    private var lastClientBytes: UInt64 = 0
     private var closeAfterDiscard = false
     private var pendingRead = false
     private var inputClosed = false
@@ -173,12 +180,18 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     /// Nothing in flight: the next complete head must come within `[server] idle_timeout`.
-    private func armIdle() {
+    /// While a local request's body is read, or a body is discarded, the client may pause for
+    /// that long between bytes.
+    private func armIdle(after seconds: Double? = nil) {
         guard idleTask == nil else { return }
         let timeout = server.state.config.server.clientIdleTimeout
-        idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
+        idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64((seconds ?? timeout) * 1e9))) {
             self.idleTask = nil
-            if self.exchange == nil, self.local == nil, !self.discarding, self.queued.isEmpty { self.context.close(promise: nil) }
+            guard self.exchange == nil, self.queued.isEmpty, self.local?.dispatched != true else { return }
+            if self.local == nil, !self.discarding { return self.context.close(promise: nil) }
+            let idle = Double(DispatchTime.now().uptimeNanoseconds - self.lastClientBytes) / 1e9
+            if idle < timeout { return self.armIdle(after: timeout - idle) }
+            self.context.close(promise: nil)
         }
     }
 
@@ -213,6 +226,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadCycle = true
+        lastClientBytes = DispatchTime.now().uptimeNanoseconds
         let part = unwrapInboundIn(data)
         if !queued.isEmpty || (part.isHead && (exchange != nil || local != nil)) {
             queued.append(part)
@@ -300,6 +314,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         if server.localAPI.owns(path) {
             local = LocalExchange(head: head, path: path, query: query, requestID: requestID)
+            // Its body must keep coming (the idle timeout between bytes).
+            armIdle()
             return
         }
         var headerBytes = uri.utf8.count
@@ -663,6 +679,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func dispatch(_ local: LocalExchange) {
         let api = server.localAPI
         local.dispatched = true
+        idleTask?.cancel()
+        idleTask = nil
         let request = LocalRequest(method: local.head.method, path: local.path, query: LocalRequest.parseQuery(local.query),
                                    headers: local.head.headers, body: local.body, remoteIP: remoteIP)
         let state = server.state
