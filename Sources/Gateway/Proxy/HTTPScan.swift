@@ -22,6 +22,11 @@ enum HTTPScan {
         return nil
     }
 
+    /// A control character a field value, reason phrase, chunk extension or trailer may not
+    /// hold (CTL other than HTAB; CR and LF end lines and are looked for first).
+    @inline(__always)
+    static func isControl(_ b: UInt8) -> Bool { (b < 0x20 && b != tab) || b == 0x7F }
+
     /// RFC 9110 tchar.
     @inline(__always)
     static func isTokenChar(_ b: UInt8) -> Bool {
@@ -68,7 +73,7 @@ enum HTTPScan {
             }
             let b = p[i]
             if b == cr { return i }
-            if (b < 0x20 && b != tab) || b == 0x7F { return nil }
+            if isControl(b) { return nil }
             i += 1
         }
         return nil
@@ -296,7 +301,7 @@ struct ChunkedScanner {
             case .extensions:
                 if b == HTTPScan.cr {
                     state = .sizeLF
-                } else if (b < 0x20 && b != HTTPScan.tab) || b == 0x7F {
+                } else if HTTPScan.isControl(b) {
                     return .malformed
                 }
                 i += 1
@@ -338,7 +343,7 @@ struct ChunkedScanner {
             case .trailerValue:
                 if b == HTTPScan.cr {
                     state = .trailerLF
-                } else if (b < 0x20 && b != HTTPScan.tab) || b == 0x7F {
+                } else if HTTPScan.isControl(b) {
                     return .malformed
                 }
                 i += 1

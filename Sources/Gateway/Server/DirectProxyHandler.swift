@@ -438,10 +438,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     // follows cannot be read as requests).
                     inbound = nil
                     let response = ErrorResponse.headersTooLarge("request head is over \(limit) bytes, the limit")
-                    server.requestFinished(route: "-", status: Int(response.status.code), method: "-", uri: "-", requestID: RequestIDs.next(),
+                    let requestID = RequestIDs.next()
+                    server.requestFinished(route: "-", status: Int(response.status.code), method: "-", uri: "-", requestID: requestID,
                                            started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0,
                                            note: response.reason)
-                    context.write(wrapOutboundOut(response.bytes(requestID: RequestIDs.next(), keepAlive: false, allocator: allocator)), promise: nil)
+                    context.write(wrapOutboundOut(response.bytes(requestID: requestID, keepAlive: false, allocator: allocator)), promise: nil)
                     return closeAfterWrites()
                 }
                 return resumeClientReads()
@@ -916,7 +917,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 var lineEnd = 12
                 while lineEnd < end, p[lineEnd] != HTTPScan.lf { lineEnd += 1 }
                 guard lineEnd < end, p[lineEnd - 1] == HTTPScan.cr else { return .malformed("malformed status line") }
-                for k in 13..<max(13, lineEnd - 1) where (p[k] < 0x20 && p[k] != HTTPScan.tab) || p[k] == 0x7F {
+                for k in 13..<max(13, lineEnd - 1) where HTTPScan.isControl(p[k]) {
                     return .malformed("control character in the status line")
                 }
                 if code < 200 { return code == 101 ? .malformed("upstream switched protocols unasked") : .informational(end) }
