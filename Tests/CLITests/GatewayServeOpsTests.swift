@@ -38,7 +38,8 @@ import Testing
         #expect(chunkedTooLarge.status == 413)
         let headers = try Curl.request(gw.url + "/up/echo", ["-H", "X-Big: " + String(repeating: "h", count: 6000)])
         #expect(headers.status == 431 && headers.json?["error"]?.string == "request_header_fields_too_large")
-        #expect(try Self.raw(gw.port, "GARBAGE\r\n\r\n").hasPrefix("HTTP/1.1 400"))
+        let garbage = try DirectPathTests.exchange(gw.port, "GARBAGE\r\n\r\n", responses: 1)
+        #expect(garbage.statuses == [400] && garbage.raw.contains(#""error":"bad_request","reason":"the request line's method is not a token""#), "\(garbage.raw)")
         let traversal = try Curl.request(gw.url + "/up/../down/x", ["--path-as-is"])
         #expect(traversal.status == 400 && traversal.json?["reason"]?.string?.contains("dot segments") == true, "no route is chosen for a path an upstream would rewrite")
         #expect(try Self.raw(gw.port, "GET http://elsewhere/ HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 400"))
@@ -52,6 +53,49 @@ import Testing
         #expect(slow.status == 504 && slow.json?["error"]?.string == "gateway_timeout")
         #expect(slow.json?["request_id"]?.string == slow.headers["x-request-id"] && slow.headers["x-request-id"]?.isEmpty == false)
         // Still serving after all of that.
+        #expect(try Curl.request(gw.url + "/up/echo").status == 200)
+        #expect(gw.child.process.isRunning)
+    }
+
+    /// Bytes that do not parse as HTTP/1.1 are answered in the gateway's vocabulary (a JSON
+    /// reason, a request id, the connection closed), after the requests pipelined before them;
+    /// a malformed body of a request in progress ends that request with the reason.
+    @Test func malformedRequestsAreAnsweredWithTheReason() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: "[[route]]\npath = \"/up/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
+        func reason(_ raw: String) -> String? {
+            raw.firstMatch(of: /"reason":"([^"]*)"/).map { String($0.output.1) }
+        }
+        let cases: [(bytes: String, status: Int, reason: String)] = [
+            ("GET / HTTP/1.1\r\nHo st: x\r\n\r\n", 400, "a header field is not name: value, or holds a character HTTP does not allow in its name or value"),
+            ("GET / HTTP/1.1\r\nHost: x\r\nA: b\u{01}c\r\n\r\n", 400, "a header field is not name: value, or holds a character HTTP does not allow in its name or value"),
+            ("GET /up/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", 400, "Content-Length is not a number"),
+            ("GET /up/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400,
+             "Content-Length is given more than once or beside Transfer-Encoding"),
+            ("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "the request line is not METHOD SP target SP HTTP/1.x"),
+            ("GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n", 400, "a line of the request head does not end in CRLF"),
+        ]
+        for (bytes, status, expected) in cases {
+            let answer = try DirectPathTests.exchange(gw.port, bytes)
+            #expect(answer.statuses == [status] && reason(answer.raw) == expected, "\(bytes.debugDescription): \(answer.raw)")
+            #expect(answer.raw.contains("connection: close") && answer.raw.hasSuffix("<EOF>"), "closed after the answer: \(answer.raw)")
+        }
+
+        // Behind a proxied request still waiting for its upstream and a handed-over one: both
+        // answered first, in order, then the 400.
+        let pipelined = try DirectPathTests.exchange(gw.port, "GET /up/slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP\r\n\r\n")
+        #expect(pipelined.statuses == [200, 200, 400] && reason(pipelined.raw) == "the request line's method is not a token", "\(pipelined.raw)")
+        let id = pipelined.raw.firstMatch(of: /"request_id":"([^"]+)"/).map { String($0.output.1) }
+        #expect(id != nil && pipelined.raw.contains("x-request-id: \(id ?? "?")"), "the answer's id is in its header and body")
+
+        // A chunked body that stops being chunked while it streams to the upstream.
+        let chunked = try DirectPathTests.exchange(gw.port, "POST /up/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+        #expect(chunked.statuses == [400] && reason(chunked.raw) == "a chunk of the chunked request body has an invalid size line", "\(chunked.raw)")
+
+        // After a request the direct path handed over, a head past the decoder's 80 KiB: 431.
+        let long = try DirectPathTests.exchange(gw.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /up/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "b", count: 90_000) + "\r\n\r\n")
+        #expect(long.statuses == [200, 431] && long.raw.contains(#""error":"request_header_fields_too_large""#), "\(long.raw.prefix(600))")
+
         #expect(try Curl.request(gw.url + "/up/echo").status == 200)
         #expect(gw.child.process.isRunning)
     }

@@ -64,8 +64,8 @@ struct Authenticator: Sendable {
                 }
             case .query(let name):
                 guard let query else { continue }
-                for pair in query.split(separator: "&") where pair.hasPrefix(name + "=") {
-                    let value = pair.dropFirst(name.count + 1)
+                for pair in query.split(separator: "&") where Self.parameterName(pair) == name {
+                    let value = pair.drop { $0 != "=" }.dropFirst()
                     if !value.isEmpty { return value.removingPercentEncodingIfNeeded() }
                 }
             }
@@ -75,6 +75,12 @@ struct Authenticator: Sendable {
 }
 
 extension Authenticator {
+    /// A query pair's name as an upstream's framework reads it: percent-decoded, so that
+    /// `%61ccess_token=...` is found (and cut) as `access_token`.
+    static func parameterName(_ pair: Substring) -> Substring {
+        pair.prefix { $0 != "=" }.removingPercentEncodingIfNeeded()
+    }
+
     /// Runs a byte-level scanner (shared with the direct path) over a header value.
     static func scan(_ value: String, _ scanner: (UnsafeRawBufferPointer, Range<Int>) -> Range<Int>?) -> Substring? {
         var value = value
@@ -89,16 +95,29 @@ extension Substring {
     /// Tokens are base64url and dots: percent-decoding only matters for `%2E`-style inputs.
     func removingPercentEncodingIfNeeded() -> Substring {
         guard contains("%") else { return self }
+        let input = Array(utf8)
         var bytes: [UInt8] = []
-        var iterator = utf8.makeIterator()
-        while let b = iterator.next() {
-            if b == UInt8(ascii: "%"), let h = iterator.next(), let l = iterator.next(),
-               let value = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) {
-                bytes.append(value)
+        bytes.reserveCapacity(input.count)
+        var i = 0
+        while i < input.count {
+            // A `%` not followed by two hex digits stays as it is.
+            if input[i] == UInt8(ascii: "%"), i + 2 < input.count, let high = Self.hexDigit(input[i + 1]), let low = Self.hexDigit(input[i + 2]) {
+                bytes.append(high << 4 | low)
+                i += 3
             } else {
-                bytes.append(b)
+                bytes.append(input[i])
+                i += 1
             }
         }
         return Substring(String(decoding: bytes, as: UTF8.self))
+    }
+
+    private static func hexDigit(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

@@ -735,7 +735,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 if let value = cookie, let token = HTTPScan.cookie(p, value, named: name) { return .found(token) }
             case .query(let name):
                 guard let query else { continue }
-                for pair in HTTPScan.string(p, query).split(separator: "&") where pair.hasPrefix(name + "=") && pair.count > name.count + 1 {
+                // A token here, or a name that is percent-encoded (it may decode to the token's
+                // name): the full path decodes and verifies it.
+                for pair in HTTPScan.string(p, query).split(separator: "&")
+                where (pair.hasPrefix(name + "=") && pair.count > name.count + 1) || pair.prefix(while: { $0 != "=" }).contains("%") {
                     return .unsupported
                 }
             }
@@ -752,7 +755,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         _ = context.channel.setOption(.allowRemoteHalfClosure, value: false)
         let sync = context.pipeline.syncOperations
         do {
-            try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+            // No NIO error handler (it answers a bare 400): ProxyServerHandler answers bytes that
+            // do not parse in the gateway's vocabulary, after the requests before them.
+            try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
             try sync.addHandler(ProxyServerHandler(server: server, pool: httpPool))
         } catch {
             context.close(promise: nil)

@@ -33,6 +33,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var closeAfterDiscard = false
     private var pendingRead = false
     private var inputClosed = false
+    /// The client's bytes stopped parsing as HTTP after the requests before them: the answer
+    /// (400 or 431 with the reason) goes out once those are answered, then the connection closes.
+    private var malformed: ErrorResponse?
+    /// The last answer the gateway wrote itself, written once this completes.
+    private var answered: EventLoopFuture<Void>?
     /// Closes the connection once it has been idle for `[server] idle_timeout`.
     private var idleTask: Scheduled<Void>?
     /// Pipelined requests that arrived while another was in progress, replayed in order once
@@ -144,6 +149,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
+        if malformed != nil { return }
         if !queued.isEmpty || local?.dispatched == true {
             pendingRead = true
             return
@@ -161,7 +167,83 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError { return malformed(error) }
+        // Bytes that came after a parse error: the answer to that error is already decided.
+        if error is ByteToMessageDecoderError, malformed != nil { return }
         context.close(promise: nil)
+    }
+
+    /// The request decoder gave up on the client's bytes. What it was reading decides the
+    /// answer's place: the body of the request in progress (answered now, if nothing of its
+    /// response went out yet), or a later request (answered after those before it).
+    private func malformed(_ error: HTTPParserError) {
+        guard malformed == nil else { return }
+        let response = Self.answer(for: error)
+        malformed = response
+        pendingRead = false
+        if let local, !local.dispatched {
+            self.local = nil
+            return answerMalformed()
+        }
+        if let exchange, !exchange.requestEnded {
+            self.exchange = nil
+            finish(exchange, status: exchange.responseHead == nil ? Int(response.status.code) : exchange.status, reusable: false, note: response.reason)
+            // Part of its response already went out: all the client can be told is the close.
+            if exchange.responseHead != nil { return context.close(promise: nil) }
+            queued.removeAll()
+            return answerMalformed(requestID: exchange.requestID, logged: true)
+        }
+        if discarding {
+            // Its answer went out already; the rest of its body is what did not parse.
+            discarding = false
+            queued.removeAll()
+            guard let answered else { return context.close(promise: nil) }
+            answered.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
+            return
+        }
+        answerMalformedIfDue()
+    }
+
+    /// Nothing before the malformed bytes is left to answer: answer them and close.
+    private func answerMalformedIfDue() {
+        guard malformed != nil, exchange == nil, local == nil, queued.isEmpty, !discarding else { return }
+        answerMalformed()
+    }
+
+    private func answerMalformed(requestID: String = RequestIDs.next(), logged: Bool = false) {
+        guard let response = malformed else { return }
+        idleTask?.cancel()
+        idleTask = nil
+        if !logged {
+            server.requestFinished(route: "-", status: Int(response.status.code), method: "-", uri: "-", requestID: requestID,
+                                   started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0,
+                                   note: response.reason)
+        }
+        respond(response, version: .http1_1, requestID: requestID, keepAlive: false)
+    }
+
+    /// What the client is told about bytes that are not HTTP/1.1 (the decoder's errors).
+    static func answer(for error: HTTPParserError) -> ErrorResponse {
+        let why: String
+        switch error {
+        case .headerOverflow:
+            return .headersTooLarge("the request head exceeds 80 KiB")
+        case .invalidMethod: why = "the request line's method is not a token"
+        case .invalidURL, .invalidPath, .invalidQueryString, .invalidFragment, .invalidHost, .invalidPort:
+            why = "the request target is not valid"
+        case .invalidVersion: why = "the request line does not end in a valid HTTP version"
+        case .invalidConstant: why = "the request line is not METHOD SP target SP HTTP/1.x"
+        case .lfExpected: why = "a line of the request head does not end in CRLF"
+        case .invalidHeaderToken: why = "a header field is not name: value, or holds a character HTTP does not allow in its name or value"
+        case .invalidCharactersUsed: why = "the request head holds a character HTTP does not allow"
+        case .invalidContentLength: why = "Content-Length is not a number"
+        case .unexpectedContentLength: why = "Content-Length is given more than once or beside Transfer-Encoding"
+        case .invalidChunkSize: why = "a chunk of the chunked request body has an invalid size line"
+        case .invalidEOFState, .closedConnection: why = "the connection ended in the middle of a request"
+        case .trailingGarbage: why = "bytes follow the request that are not a request"
+        default: why = "the request is not valid HTTP/1.1"
+        }
+        return .badRequest(why)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -203,6 +285,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func resumeClientReads() {
         drainQueue()
+        if malformed != nil { return answerMalformedIfDue() }
         closeIfFinished()
         if exchange == nil, local == nil, !discarding { armIdle() }
         guard pendingRead, queued.isEmpty, local?.dispatched != true else { return }
@@ -431,7 +514,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                     if !kept.isEmpty { headers.add(name: "cookie", value: kept.joined(separator: "; ")) }
                 case .query(let name):
                     if let q = query {
-                        let kept = q.split(separator: "&").filter { !$0.hasPrefix(name + "=") && $0 != Substring(name) }
+                        let kept = q.split(separator: "&").filter { Authenticator.parameterName($0) != name }
                         query = kept.isEmpty ? nil : Substring(kept.joined(separator: "&"))
                     }
                 case .authorization, .apikey:
@@ -728,6 +811,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        answered = promise.futureResult
         if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
     }
 
@@ -748,6 +832,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         closeAfterDiscard = !keepAlive
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        answered = promise.futureResult
         if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
     }
 
