@@ -78,6 +78,26 @@ import Testing
         }
     }
 
+    /// Limits out of range are mistakes with their line and the range; the edges are accepted.
+    /// (max_header_bytes stays below NIOHTTP1's own 80 KiB, where a head would get its error.)
+    @Test func limitsOutOfRangeAreReported() throws {
+        let text = """
+        [server]
+        max_header_bytes = 70000
+        threads = 2000
+        """
+        #expect {
+            try GatewayConfig.parse(text)
+        } throws: { error in
+            let lines = ((error as? ConfigError)?.issues ?? []).map { "\($0)" }
+            return lines.count == 2 && lines.contains { $0.hasPrefix("line 2: server.max_header_bytes") && $0.contains("65536") }
+                && lines.contains { $0.hasPrefix("line 3: server.threads") }
+        }
+        #expect(throws: (any Error).self) { try GatewayConfig.parse("[server]\nmax_header_bytes = 1023\n") }
+        #expect(try GatewayConfig.parse("[server]\nmax_header_bytes = 65536\n").server.maxHeaderBytes == 65_536)
+        #expect(try GatewayConfig.parse("[server]\nmax_header_bytes = 1024\n").server.maxHeaderBytes == 1024)
+    }
+
     @Test func routerMatchesInFileOrder() throws {
         let config = try GatewayConfig.parse("""
         [[route]]
