@@ -100,6 +100,70 @@ import Testing
         #expect(gw.child.process.isRunning)
     }
 
+    /// Findings of a review against HAProxy and Envoy, each on the path(s) it was found on.
+    @Test func requestsAGatewayMustNotPassAsTheyCame() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: """
+        [[route]]
+        exact = "/up/secret"
+        upstream = "\(up.url)"
+        auth = "required"
+
+        [[route]]
+        path = "/up/"
+        upstream = "\(up.url)"
+        auth = "public"
+        """, keys: Self.keys)
+        func reason(_ raw: String) -> String? { raw.firstMatch(of: /"reason":"([^"]*)"/).map { String($0.output.1) } }
+
+        // A fragment would route /up/secret#x by the public prefix while the upstream serves
+        // /up/secret: refused on both paths (HTTP/1.0 takes the full path).
+        for version in ["1.1", "1.0"] {
+            let fragment = try DirectPathTests.exchange(gw.port, "GET /up/secret#x HTTP/\(version)\r\nHost: x\r\n\r\n", responses: 1)
+            #expect(fragment.raw.hasPrefix("HTTP/\(version) 400") && reason(fragment.raw)?.hasPrefix("the request target holds a fragment") == true,
+                    "\(fragment.raw)")
+        }
+
+        // Answers to HEAD carry no body: a keep-alive client reads the next answer right.
+        let head = try DirectPathTests.exchange(gw.port, "HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\nHEAD /up/secret HTTP/1.1\r\nHost: x\r\n\r\nGET /up/echo HTTP/1.1\r\nHost: x\r\n\r\n", responses: 3)
+        #expect(head.statuses == [404, 401, 200], "\(head.raw)")
+        #expect(!head.raw.contains("\"error\""), "no body after a HEAD answer: \(head.raw)")
+
+        // CONNECT is answered with its reason and the connection closes (what follows would be
+        // a tunnel's bytes), whatever the target's form.
+        for target in ["example.com:443", "/up/echo"] {
+            let connect = try DirectPathTests.exchange(gw.port, "CONNECT \(target) HTTP/1.1\r\nHost: x\r\n\r\nGET /up/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(connect.statuses == [400] && reason(connect.raw)?.hasPrefix("CONNECT is not supported") == true && connect.raw.hasSuffix("<EOF>"), "\(connect.raw)")
+        }
+
+        // A Host that is not host[:port] is refused on both paths.
+        for (host, version) in [("x/y?z@w", "1.1"), ("x, y", "1.1"), ("a@b", "1.0")] {
+            let bad = try DirectPathTests.exchange(gw.port, "GET /up/echo HTTP/\(version)\r\nHost: \(host)\r\n\r\n", responses: 1)
+            #expect(bad.raw.hasPrefix("HTTP/\(version) 400") && reason(bad.raw)?.hasPrefix("the Host header is not") == true, "\(host): \(bad.raw)")
+        }
+        let literal = try Curl.request(gw.url + "/up/echo", ["-H", "Host: [::1]:8080"])
+        #expect(literal.status == 200, "an IPv6 literal with a port is a valid Host")
+
+        // Connection may not nominate Host: it reaches the upstream.
+        let nominated = try Curl.request(gw.url + "/up/echo", ["-H", "Host: kept.example", "-H", "Connection: host, x-drop", "-H", "X-Drop: 1"])
+        #expect(nominated.json?["headers"]?["host"]?.string == "kept.example" && nominated.json?["headers"]?["x-drop"] == nil, "\(nominated.body)")
+
+        // A request's trailers are not forwarded (they could carry identity headers).
+        let trailers = try DirectPathTests.exchange(gw.port, "POST /up/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-User-Id: evil\r\nX-Auth-Claims: e30\r\n\r\n")
+        #expect(trailers.statuses == [200] && trailers.raw.contains("\"body_bytes\": 3") && trailers.raw.contains("\"trailers\": []"), "\(trailers.raw)")
+
+        // An upstream's 101 to a request that asked for no upgrade: 502 on the full path too.
+        let switching = try DirectPathTests.exchange(gw.port, "GET /up/raw?kind=switching HTTP/1.0\r\nHost: x\r\n\r\n", responses: 1)
+        #expect(switching.raw.hasPrefix("HTTP/1.0 502") && reason(switching.raw) == "upstream switched protocols unasked", "\(switching.raw)")
+
+        // Connections handed to the full path and closed there are counted closed once.
+        for _ in 0..<5 { _ = try DirectPathTests.exchange(gw.port, "GARBAGE\r\n\r\n") }
+        let metrics = try Curl.request(gw.url + "/metrics").body
+        let open = metrics.split(separator: "\n").first { $0.hasPrefix("gateway_open_connections") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        #expect(open.map { (0...2).contains($0) } == true, "open connections: \(open.map(String.init(describing:)) ?? "none")")
+        #expect(gw.child.process.isRunning)
+    }
+
     /// Pipelined requests in one TCP write, mixing proxied, local and refused answers: each
     /// gets its answer, in order.
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {

@@ -98,6 +98,49 @@ import Testing
         #expect(try GatewayConfig.parse("[server]\nmax_header_bytes = 1024\n").server.maxHeaderBytes == 1024)
     }
 
+    /// Values a config check must refuse, or the server would crash or refuse every request
+    /// with them: each reported with its line.
+    @Test(arguments: [
+        ("[server]\nidle_timeout = \"1e12s\"\n", "line 2: server.idle_timeout"),
+        ("[server]\nidle_timeout = inf\n", "line 2: server.idle_timeout"),
+        ("[server]\nidle_timeout = \"0s\"\n", "line 2: server.idle_timeout"),
+        ("[server]\ndrain_timeout = 1e300\n", "line 2: server.drain_timeout"),
+        ("[[route]]\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\ntimeouts = { connect = \"0s\" }\n", "line 4: route[0].timeouts.connect"),
+        ("[[route]]\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\ntimeouts = { idle = \"1e12s\" }\n", "line 4: route[0].timeouts.idle"),
+        ("[identity]\nuser_id_header = \"X User: Id\"\n", "line 2: identity.user_id_header"),
+        ("[identity]\nstrip = [\"X-Ok\", \"bad name\"]\n", "line 2: identity.strip"),
+        ("[auth]\naudience = []\n", "line 2: auth.audience"),
+        ("[[route]]\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"required\"\nrequire = { role = [] }\n", "line 5: route[0].require.role"),
+        ("[[route]]\npath = \"/\"\nhost = \"Example.com:8080\"\nupstream = \"http://127.0.0.1:1\"\n", "line 3: route[0].host"),
+        ("[[route]]\npath = \"/\"\nupstream = \"http://[::1:80\"\n", "line 3: route[0].upstream"),
+        ("[[route]]\npath = \"/\"\nupstream = \"http://a b:80\"\n", "line 3: route[0].upstream"),
+    ])
+    func valuesThatWouldBreakServingAreRefused(text: String, expected: String) throws {
+        #expect {
+            try GatewayConfig.parse(text)
+        } throws: { error in
+            let lines = ((error as? ConfigError)?.issues ?? []).map { "\($0)" }
+            return lines.count == 1 && lines[0].hasPrefix(expected)
+        }
+    }
+
+    @Test func namesAndHostsAreReadAsTheProxyCompares() throws {
+        let config = try GatewayConfig.parse("""
+        [identity]
+        strip = ["X_Internal_Flag"]
+
+        [[route]]
+        path = "/"
+        host = "API.Example.com"
+        upstream = "http://[::1]:8080/base"
+        timeouts = { connect = "250ms", idle = "5m" }
+        """)
+        #expect(config.identity.namespace.contains("x-internal-flag"))
+        #expect(config.routes[0].host == "api.example.com")
+        #expect(config.routes[0].upstreams.first?.host == "::1" && config.routes[0].upstreams.first?.basePath == "/base")
+        #expect(config.routes[0].connectTimeout == 0.25 && config.routes[0].idleTimeout == 300)
+    }
+
     @Test func routerMatchesInFileOrder() throws {
         let config = try GatewayConfig.parse("""
         [[route]]

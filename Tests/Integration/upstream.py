@@ -4,7 +4,7 @@
     upstream.py PORT [NAME]
 
 Endpoints (any method):
-  /echo...          JSON: {"name", "method", "path", "headers", "body_bytes", "connection"} (reads the whole body)
+  /echo...          JSON: {"name", "method", "path", "headers", "body_bytes", "trailers", "connection"} (reads the whole body)
   /stream?bytes=N   N bytes of 'x' as a chunked response, written in 64 KiB pieces
   /fixed?bytes=N    N bytes with Content-Length
   /slow?ms=N        waits N ms, then answers like /echo
@@ -41,13 +41,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def read_body(self):
         total = 0
+        self.trailers = []
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             while True:
                 line = self.rfile.readline()
                 size = int(line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
+                    while True:
+                        trailer = self.rfile.readline()
+                        if trailer in (b"\r\n", b"\n", b""):
+                            break
+                        self.trailers.append(trailer.decode("latin-1").strip())
                     break
                 remaining = size
                 while remaining:
@@ -169,6 +173,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "header_list": [[k.lower(), v] for k, v in self.headers.items()],
             "body_bytes": body_bytes,
+            "trailers": self.trailers,
             "connection": self.connection_number,
         })
 

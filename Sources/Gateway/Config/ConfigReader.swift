@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import TOMLKit
 
 /// Reads typed values out of TOMLKit tables and records every mistake with its line: wrong
@@ -66,14 +67,30 @@ struct ConfigReader {
         return nil
     }
 
-    /// A duration: "250ms", "30s", "5m", "2h", "7d", or a number of seconds.
-    mutating func duration(_ table: TOMLTable, _ key: String, at path: String) -> Double? {
+    /// A duration: "250ms", "30s", "5m", "2h", "7d", or a number of seconds, within `range`
+    /// (never more than a year: timers take nanoseconds in 64 bits).
+    mutating func duration(_ table: TOMLTable, _ key: String, at path: String, range: ClosedRange<Double> = 0...Self.longestDuration) -> Double? {
         guard let value = table[key] else { return nil }
-        if let i = value.int, i >= 0 { return Double(i) }
-        if let d = value.double, d >= 0 { return d }
-        if let s = value.string, let seconds = DurationText.parse(s) { return seconds }
-        fail(join(path, key), "expected a duration such as \"30s\", \"5m\", \"250ms\" or a number of seconds, found \(value.debugDescription)")
-        return nil
+        var seconds: Double?
+        if let i = value.int, i >= 0 { seconds = Double(i) }
+        else if let d = value.double, d >= 0, d.isFinite { seconds = d }
+        else if let s = value.string { seconds = DurationText.parse(s) }
+        guard let seconds else {
+            fail(join(path, key), "expected a duration such as \"30s\", \"5m\", \"250ms\" or a number of seconds, found \(value.debugDescription)")
+            return nil
+        }
+        let upper = min(range.upperBound, Self.longestDuration)
+        guard seconds >= range.lowerBound, seconds <= upper else {
+            fail(join(path, key), "expected a duration from \(Self.spell(range.lowerBound)) to \(Self.spell(upper)), found \(value.debugDescription)")
+            return nil
+        }
+        return seconds
+    }
+
+    static let longestDuration: Double = 365 * 86400
+
+    private static func spell(_ seconds: Double) -> String {
+        seconds > 0 && seconds < 1 ? "\(Int((seconds * 1000).rounded()))ms" : Duration.describe(seconds)
     }
 
     func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }

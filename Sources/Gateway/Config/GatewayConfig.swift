@@ -98,9 +98,9 @@ public struct ServerConfig: Sendable {
         reader.checkKeys(table, at: "server", known: ["listen", "threads", "max_header_bytes", "max_body_bytes", "drain_timeout", "access_log", "idle_timeout"])
         if let v = reader.int(table, "max_header_bytes", at: "server", range: 1024...65_536) { server.maxHeaderBytes = v }
         if let v = reader.int(table, "max_body_bytes", at: "server", range: 0...Int.max) { server.maxBodyBytes = v }
-        if let v = reader.duration(table, "drain_timeout", at: "server") { server.drainTimeout = v }
+        if let v = reader.duration(table, "drain_timeout", at: "server", range: 0...86400) { server.drainTimeout = v }
         if let v = reader.string(table, "access_log", at: "server") { server.accessLog = v }
-        if let v = reader.duration(table, "idle_timeout", at: "server") { server.clientIdleTimeout = v }
+        if let v = reader.duration(table, "idle_timeout", at: "server", range: 0.1...86400) { server.clientIdleTimeout = v }
         if let listen = reader.string(table, "listen", at: "server") {
             if let (host, port) = parseListen(listen) {
                 server.host = host
@@ -163,7 +163,9 @@ public struct AuthConfig: Sendable {
             auth.tokenSources = parsed
         }
         if let issuers = reader.strings(table, "issuer", at: "auth") { auth.issuers = issuers }
-        if let audiences = reader.strings(table, "audience", at: "auth") { auth.audiences = audiences }
+        if let audiences = reader.strings(table, "audience", at: "auth") {
+            if audiences.isEmpty { reader.fail("auth.audience", "needs at least one audience (leave audience out to accept any)") } else { auth.audiences = audiences }
+        }
         if let keys = reader.string(table, "keys", at: "auth") { auth.keys = keys }
         auth.keys = GatewayConfig.resolve(auth.keys, against: baseDirectory)
         if let leeway = reader.duration(table, "leeway", at: "auth") {
@@ -226,19 +228,34 @@ public struct IdentityConfig: Sendable {
 
     /// Every header name the gateway owns, lower-cased.
     public var namespace: [String] {
-        ([userID, role, sessionID, tenantID, claims].filter { !$0.isEmpty } + strip).map { $0.lowercased() }
+        // As the proxy compares names: lower-case, '_' read as '-'.
+        ([userID, role, sessionID, tenantID, claims].filter { !$0.isEmpty } + strip).map { $0.lowercased().replacingOccurrences(of: "_", with: "-") }
     }
 
     static func read(_ table: TOMLTable, _ reader: inout ConfigReader) -> IdentityConfig {
         var identity = IdentityConfig()
         reader.checkKeys(table, at: "identity", known: ["user_id_header", "role_header", "session_id_header", "tenant_id_header", "claims_header", "tenant_claim", "strip"])
-        if let v = reader.string(table, "user_id_header", at: "identity") { identity.userID = v }
-        if let v = reader.string(table, "role_header", at: "identity") { identity.role = v }
-        if let v = reader.string(table, "session_id_header", at: "identity") { identity.sessionID = v }
-        if let v = reader.string(table, "tenant_id_header", at: "identity") { identity.tenantID = v }
-        if let v = reader.string(table, "claims_header", at: "identity") { identity.claims = v }
+        // Header names are written into requests as they are: each must be an HTTP token ("" turns one off).
+        func name(_ key: String) -> String? {
+            guard let v = reader.string(table, key, at: "identity") else { return nil }
+            guard v.utf8.allSatisfy(HTTPScan.isTokenChar) else {
+                reader.fail("identity.\(key)", "expected a header name (letters, digits and !#$%&'*+-.^_`|~), found \"\(v)\"")
+                return nil
+            }
+            return v
+        }
+        if let v = name("user_id_header") { identity.userID = v }
+        if let v = name("role_header") { identity.role = v }
+        if let v = name("session_id_header") { identity.sessionID = v }
+        if let v = name("tenant_id_header") { identity.tenantID = v }
+        if let v = name("claims_header") { identity.claims = v }
         if let v = reader.string(table, "tenant_claim", at: "identity") { identity.tenantClaim = v }
-        if let v = reader.strings(table, "strip", at: "identity") { identity.strip = v }
+        if let v = reader.strings(table, "strip", at: "identity") {
+            for bad in v where bad.isEmpty || !bad.utf8.allSatisfy(HTTPScan.isTokenChar) {
+                reader.fail("identity.strip", "expected header names, found \"\(bad)\"")
+            }
+            identity.strip = v
+        }
         return identity
     }
 }

@@ -60,7 +60,14 @@ public struct RouteConfig: Sendable {
         var route = RouteConfig(name: reader.string(table, "name", at: at) ?? "route\(index + 1)", match: match)
         route.line = reader.lines.line(of: at)
         route.index = index
-        route.host = reader.string(table, "host", at: at)?.lowercased()
+        if let host = reader.string(table, "host", at: at)?.lowercased() {
+            // Matched against the Host header's name, without its port (as the router reads it).
+            if host.isEmpty || !host.utf8.allSatisfy(Upstream.isRegNameByte) {
+                reader.fail("\(at).host", "expected a host name such as \"api.example.com\" (letters, digits, '.', '-'; no port), found \"\(host)\"")
+            } else {
+                route.host = host
+            }
+        }
         if let methods = reader.strings(table, "methods", at: at) {
             let known: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
             for method in methods where !known.contains(method.uppercased()) { reader.fail("\(at).methods", "unknown method \"\(method)\"") }
@@ -95,6 +102,7 @@ public struct RouteConfig: Sendable {
             let rat = "\(at).require"
             reader.checkKeys(require, at: rat, known: ["role", "aal", "claims", "contains"])
             route.roles = reader.strings(require, "role", at: rat) ?? []
+            if require["role"] != nil, route.roles.isEmpty { reader.fail("\(rat).role", "needs at least one role (leave role out to accept any)") }
             route.assuranceLevel = reader.string(require, "aal", at: rat)
             if let aal = route.assuranceLevel, aal != "aal1", aal != "aal2" { reader.fail("\(rat).aal", "expected \"aal1\" or \"aal2\"") }
             for (key, kind) in [("claims", ClaimCondition.Kind.equals), ("contains", .contains)] {
@@ -112,9 +120,9 @@ public struct RouteConfig: Sendable {
         if let timeouts = reader.table(table, "timeouts", at: at) {
             let tat = "\(at).timeouts"
             reader.checkKeys(timeouts, at: tat, known: ["connect", "first_byte", "idle"])
-            if let v = reader.duration(timeouts, "connect", at: tat) { route.connectTimeout = v }
-            if let v = reader.duration(timeouts, "first_byte", at: tat) { route.firstByteTimeout = v }
-            if let v = reader.duration(timeouts, "idle", at: tat) { route.idleTimeout = v }
+            if let v = reader.duration(timeouts, "connect", at: tat, range: 0.01...3600) { route.connectTimeout = v }
+            if let v = reader.duration(timeouts, "first_byte", at: tat, range: 0.01...86400) { route.firstByteTimeout = v }
+            if let v = reader.duration(timeouts, "idle", at: tat, range: 0.01...86400) { route.idleTimeout = v }
         }
         route.forwardAuthorization = reader.bool(table, "forward_authorization", at: at) ?? true
         return route
@@ -144,8 +152,16 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
             port = p
             host = String(rest[..<colon])
         }
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
+        if host.hasPrefix("[") {
+            // An IPv6 literal: hex digits, ':' and '.' (an embedded IPv4) between the brackets.
+            guard host.count > 2, host.hasSuffix("]") else { return nil }
+            host = String(host.dropFirst().dropLast())
+            guard host.contains(":"), host.utf8.allSatisfy({ $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || ($0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit) }) else { return nil }
+        } else {
+            guard !host.isEmpty, host.utf8.allSatisfy(Self.isRegNameByte) else { return nil }
+        }
+        // The base path is written into request lines as it is.
+        guard base.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }) else { return nil }
         self.host = host
         self.port = port
         self.basePath = base
@@ -153,4 +169,9 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(basePath)" }
+
+    /// A host name's bytes as the gateway accepts them: letters, digits, '.', '-' and '_'.
+    static func isRegNameByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x2D || b == 0x5F
+    }
 }

@@ -228,6 +228,41 @@ enum HTTPScan {
         return start..<end
     }
 
+    /// A Host value is empty, or a host name (letters, digits, '.', '-', '_') or a bracketed IPv6
+    /// literal, then an optional `:port`. Anything else ('/', '@', ',', spaces) is refused: it
+    /// would be routed as one host and read by an upstream as another.
+    static func isValidHost(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        var k = range.lowerBound
+        let end = range.upperBound
+        if k == end { return true }
+        if p[k] == UInt8(ascii: "[") {
+            k += 1
+            let start = k
+            while k < end, p[k] != UInt8(ascii: "]") {
+                let b = p[k]
+                guard b == colon || b == UInt8(ascii: ".") || (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x66) else { return false }
+                k += 1
+            }
+            guard k < end, k > start else { return false }
+            k += 1
+        } else {
+            let start = k
+            while k < end, p[k] != colon {
+                guard Upstream.isRegNameByte(p[k]) else { return false }
+                k += 1
+            }
+            guard k > start else { return false }
+        }
+        if k == end { return true }
+        guard p[k] == colon, k + 1 < end, end - k <= 6 else { return false }
+        k += 1
+        while k < end {
+            guard p[k] >= 0x30 && p[k] <= 0x39 else { return false }
+            k += 1
+        }
+        return true
+    }
+
     /// The host of a Host value, lower-cased, without the port (IPv6 literals without brackets).
     static func hostName(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
         let name = hostNameRange(p, range)

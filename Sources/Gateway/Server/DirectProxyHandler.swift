@@ -241,6 +241,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        // Handed over and closed before this handler left the pipeline (the full path answered
+        // the bytes handed over and closed): the full path counts the close.
+        if handedOver { return context.fireChannelInactive() }
         server.metrics.connectionClosed()
         server.connections.closed(context.channel)
         if let exchange {
@@ -457,7 +460,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                                        bytesIn: 0, bytesOut: 0, note: rejection.response.reason)
                 becameIdle()
                 let keepAlive = rejection.keepAlive && !server.isDraining
-                context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
+                context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, toHEAD: rejection.method == "HEAD",
+                                                                       allocator: allocator)), promise: nil)
                 clientNeedsFlush = true
                 if !keepAlive { return closeAfterWrites() }
             case .forward(let exchange, let consumed):
@@ -493,8 +497,16 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let methodRange = 0..<i
         i += 1
         let targetStart = i
+        if methodRange.count == 7, HTTPScan.equals(p, methodRange, "CONNECT") {
+            // Whatever the target's form: answered here, with its reason (NIOHTTP1 would take
+            // what follows as a tunnel and give the answer no body), and the connection ends.
+            while i < end, p[i] > 0x20 { i += 1 }
+            return .reject(Rejection(response: .connectNotSupported, verification: nil, route: "-", method: "CONNECT",
+                                     target: HTTPScan.string(p, targetStart..<i), requestID: RequestIDs.next(), keepAlive: false), consumed: end)
+        }
         guard i < end, p[i] == UInt8(ascii: "/") else { return .handOver }
-        while i < end, p[i] > 0x20, p[i] != 0x7F { i += 1 }
+        // A fragment ('#') stops the target here: the full path answers it.
+        while i < end, p[i] > 0x20, p[i] != 0x7F, p[i] != UInt8(ascii: "#") { i += 1 }
         let targetRange = targetStart..<i
         guard i + 10 <= end, p[i] == HTTPScan.sp else { return .handOver }
         guard HTTPScan.equals(p, i + 1, "HTTP/1.1"), p[i + 9] == HTTPScan.cr, p[i + 10] == HTTPScan.lf else { return .handOver }
@@ -567,7 +579,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             // The identity namespace, in any case and with `_` for `-`.
             if state.mayBeOwnedHeader(length: name.count), state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { dropped.insert(index) }
         }
-        guard let host else { return .handOver }
+        guard let host, HTTPScan.isValidHost(p, host) else { return .handOver }
 
         // The path, read as bytes. Raw non-ASCII goes to the full path, which routes it as a
         // string; anything that could spell a dot segment or an encoding is checked as there.
@@ -855,6 +867,17 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             guard !closing, !handedOver else { return }
             let due = idleSince &+ idleTimeout
             if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
+            if let partial = inbound, partial.readableBytes > 0 {
+                // Part of a head came, not its end: 408 with the reason (HAProxy's
+                // http-request timeout does the same); an idle connection just closes.
+                inbound = nil
+                let response = ErrorResponse(status: .requestTimeout, error: "request_timeout",
+                                             reason: "the request head was not complete within \(Duration.describe(Double(idleTimeout) / 1e9)) (idle_timeout)")
+                let requestID = RequestIDs.next()
+                server.requestFinished(route: "-", status: 408, method: "-", uri: "-", requestID: requestID, started: idleSince, upstream: nil,
+                                       identity: nil, bytesIn: partial.readableBytes, bytesOut: 0, note: response.reason)
+                context.write(wrapOutboundOut(response.bytes(requestID: requestID, keepAlive: false, allocator: allocator)), promise: nil)
+            }
             return closeAfterWrites()
         }
         let due = exchange.deadline
@@ -1159,7 +1182,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         becameIdle()
         // With body bytes still to come, the connection cannot be read as requests again.
         let keepAlive = exchange.keepAlive && !server.isDraining && exchange.bodyRemaining == 0
-        context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, allocator: allocator)), promise: nil)
+        context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, toHEAD: exchange.isHead, allocator: allocator)), promise: nil)
         clientNeedsFlush = true
         if keepAlive {
             flushClient()

@@ -19,6 +19,8 @@ struct ErrorResponse {
 
     static let noRoute = ErrorResponse(status: .notFound, error: "no_route", reason: "no route matches this request")
     static func badRequest(_ why: String) -> ErrorResponse { ErrorResponse(status: .badRequest, error: "bad_request", reason: why) }
+    static let connectNotSupported = badRequest("CONNECT is not supported: the gateway proxies requests, it does not open tunnels")
+    static let fragmentInTarget = badRequest("the request target holds a fragment (#): clients do not send one, and an upstream would drop what follows it")
     static func tooLarge(_ why: String) -> ErrorResponse { ErrorResponse(status: .payloadTooLarge, error: "payload_too_large", reason: why) }
     static func headersTooLarge(_ why: String) -> ErrorResponse {
         ErrorResponse(status: .requestHeaderFieldsTooLarge, error: "request_header_fields_too_large", reason: why)
@@ -51,14 +53,15 @@ extension ErrorResponse {
     }
 
     /// The whole response as bytes (the same head as `head(...)`), for handlers that write bytes.
-    func bytes(requestID: String, keepAlive: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// An answer to HEAD has the head only (its Content-Length still says what GET would get).
+    func bytes(requestID: String, keepAlive: Bool, toHEAD: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
         let body = body(requestID: requestID)
         let head = head(version: .http1_1, requestID: requestID, contentLength: body.utf8.count, keepAlive: keepAlive)
         var out = allocator.buffer(capacity: body.utf8.count + 256)
         out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
         for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
         out.writeStaticString("\r\n")
-        out.writeString(body)
+        if !toHEAD { out.writeString(body) }
         return out
     }
 }

@@ -356,7 +356,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return
             }
             send(.body(.byteBuffer(buffer)), exchange)
-        case .end(let trailers):
+        case .end:
             if discarding {
                 discarding = false
                 if closeAfterDiscard { context.close(promise: nil) } else { resumeClientReads() }
@@ -368,7 +368,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             guard let exchange else { return }
             exchange.requestEnded = true
-            send(.end(trailers), exchange)
+            // A request's trailers are not forwarded (Envoy's HTTP/1 default): they could carry
+            // what the head may not (identity headers, forwarding headers, a token), and no
+            // upstream needs a client's trailers to read its body.
+            send(.end(nil), exchange)
             if exchange.responseHead == nil {
                 armTimer(exchange, seconds: exchange.route.firstByteTimeout, why: "no response from upstream within \(Duration.describe(exchange.route.firstByteTimeout))")
             }
@@ -382,8 +385,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let requestID = Self.requestID(from: head.headers)
         let keepAlive = head.isKeepAlive && !server.isDraining
         let uri = head.uri
+        if head.method == .CONNECT {
+            // The decoder reads what follows as a tunnel: nothing more can be read as requests.
+            return reject(.connectNotSupported, head: head, requestID: requestID, route: "-", close: true)
+        }
         guard uri.hasPrefix("/") else {
             return reject(.badRequest("request target must be an absolute path"), head: head, requestID: requestID, route: "-")
+        }
+        if uri.utf8.contains(UInt8(ascii: "#")) {
+            // Routed with it, the path would not be the one the upstream serves.
+            return reject(.fragmentInTarget, head: head, requestID: requestID, route: "-")
         }
         let queryStart = uri.firstIndex(of: "?")
         let path = String(uri[..<(queryStart ?? uri.endIndex)])
@@ -409,6 +420,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let hosts = head.headers["host"]
         if hosts.count > 1 || (hosts.isEmpty && head.version.minor >= 1) {
             return reject(.badRequest(hosts.isEmpty ? "HTTP/1.1 requests need a Host header" : "more than one Host header"), head: head, requestID: requestID, route: "-")
+        }
+        if let value = hosts.first {
+            var value = value
+            if !value.withUTF8({ HTTPScan.isValidHost(UnsafeRawBufferPointer($0), 0..<$0.count) }) {
+                return reject(.badRequest("the Host header is not a host name or [IPv6] with an optional :port"), head: head, requestID: requestID, route: "-")
+            }
         }
         let host = hosts.first.map { value in
             var value = value
@@ -602,6 +619,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let exchange else { return }
         switch part {
         case .head(let head):
+            if head.status == .switchingProtocols {
+                // The client's Upgrade was not forwarded, so this answers nothing it asked; the
+                // decoder would take what follows as another protocol.
+                return fail(exchange, .badGateway("upstream switched protocols unasked"))
+            }
             if head.status.code < 200 { return }  // 100 Continue from upstream: we already answered the client
             exchange.timer?.cancel()
             exchange.timer = nil
@@ -793,9 +815,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
-    private func reject(_ response: ErrorResponse, head: HTTPRequestHead, requestID: String, route: String) {
+    private func reject(_ response: ErrorResponse, head: HTTPRequestHead, requestID: String, route: String, close: Bool = false) {
         let hasBody = (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0 || head.headers.contains(name: "transfer-encoding")
-        let keepAlive = head.isKeepAlive && !server.isDraining && !hasBody
+        let keepAlive = head.isKeepAlive && !server.isDraining && !hasBody && !close
         server.requestFinished(route: route, status: Int(response.status.code), method: head.method.rawValue, uri: head.uri, requestID: requestID,
                                started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: response.reason)
         discarding = true
@@ -907,11 +929,15 @@ enum HopByHop {
     static let nameBytes = names.map { Array($0.utf8) }
     static let writtenByGatewayBytes = writtenByGateway.map { Array($0.utf8) }
 
+    /// Names a Connection header may list without the field being removed.
+    static let notNominable: Set<String> = ["close", "keep-alive", "host", "content-length"]
+
     static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool) {
         for value in headers["connection"] {
             for token in value.split(separator: ",") {
                 let name = token.trimmingCharacters(in: .whitespaces).lowercased()
-                if !name.isEmpty, name != "close", name != "keep-alive" { headers.remove(name: name) }
+                // Host and the framing are not the sender's to drop (HAProxy keeps them too).
+                if !name.isEmpty, !Self.notNominable.contains(name) { headers.remove(name: name) }
             }
         }
         for name in names { headers.remove(name: name) }
