@@ -93,6 +93,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         var buffered: [HTTPClientRequestPart] = []
         var requestEnded = false
         var responseHead: HTTPResponseHead?
+        /// The response head is written when its first body part or end comes, or at the end
+        /// of the upstream's read: until then a response that fails to parse is still a 502.
+        var headWritten = false
         var responseEnded = false
         var status = 0
         var bytesIn = 0, bytesOut = 0
@@ -625,6 +628,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return fail(exchange, .badGateway("upstream switched protocols unasked"))
             }
             if head.status.code < 200 { return }  // 100 Continue from upstream: we already answered the client
+            var headBytes = 0
+            for (name, value) in head.headers { headBytes += name.utf8.count + value.utf8.count + 4 }
+            if headBytes > DirectProxyHandler.responseHeadLimit {
+                // As on the direct path (NIOHTTP1 alone would take up to 80 KiB).
+                return fail(exchange, .badGateway("upstream answered badly: response head over \(DirectProxyHandler.responseHeadLimit / 1024) KiB"))
+            }
             exchange.timer?.cancel()
             exchange.timer = nil
             // From the head on, the upstream may be idle for the route's idle timeout between
@@ -644,17 +653,18 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             let response = HTTPResponseHead(version: exchange.head.version, status: head.status, headers: headers)
             exchange.responseHead = response
             exchange.status = Int(head.status.code)
-            context.write(wrapOutboundOut(.head(response)), promise: nil)
-            // Flushed at the end of the upstream's read, even if no body part came with it
-            // (a stream's first event may be a while).
+            // Written with what follows it in this read, and flushed at the end of the read even
+            // if no body part came with it (a stream's first event may be a while).
             clientNeedsFlush = true
         case .body(let buffer):
+            writeHead(exchange)
             exchange.bytesOut += buffer.readableBytes
             exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
             if !exchange.idleTimerArmed { armIdleTimer(exchange, after: exchange.route.idleTimeout) }
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             clientNeedsFlush = true
         case .end(let trailers):
+            writeHead(exchange)
             exchange.timer?.cancel()
             exchange.responseEnded = true
             let keepAlive = exchange.responseHead?.headers.first(name: "connection") != "close"
@@ -690,8 +700,15 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             connect(exchange)
             return
         }
-        if exchange.responseHead == nil {
-            fail(exchange, .badGateway(error.map { "upstream failed: \(Self.describe($0))" } ?? "upstream closed the connection before answering"))
+        if !exchange.headWritten {
+            let why: String
+            switch error {
+            case let error as HTTPParserError: why = "upstream answered badly: not valid HTTP/1.1 (\(error))"
+            case let error?: why = "upstream failed: \(Self.describe(error))"
+            case nil: why = exchange.responseHead == nil ? "upstream closed the connection before answering" : "upstream closed the connection mid-response"
+            }
+            exchange.responseHead = nil
+            fail(exchange, .badGateway(why))
         } else {
             // Mid-response: the only honest signal left is to cut the client connection.
             self.exchange = nil
@@ -700,7 +717,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
+    private func writeHead(_ exchange: Exchange) {
+        guard !exchange.headWritten, let head = exchange.responseHead else { return }
+        exchange.headWritten = true
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
     func upstreamReadComplete() {
+        if let exchange { writeHead(exchange) }
         guard clientNeedsFlush else { return }
         clientNeedsFlush = false
         context.flush()
