@@ -54,6 +54,10 @@ import Testing
 
         let trailers = try Curl.request(gw.url + "/up/raw?kind=trailers")
         #expect(trailers.status == 200 && trailers.body == "hello world", "chunked with extensions and trailers: \(trailers.body)")
+        #expect(trailers.headers["trailer"] == "X-Sum", "the Trailer field announcing them stays")
+        // The same through the full path (a chunked request takes it): the trailer and the field.
+        let full = try Self.exchange(gw.port, "POST /up/raw?kind=trailers HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        #expect(full.statuses == [200] && full.raw.lowercased().contains("\r\ntrailer: x-sum\r\n") && full.raw.contains("\r\nX-Sum: 11\r\n"), "\(full.raw)")
 
         let hints = try Curl.request(gw.url + "/up/raw?kind=early-hints")
         #expect(hints.status == 200 && hints.body == "hints", "a 103 before the answer is skipped")

@@ -124,8 +124,8 @@ enum Curl {
         let body = (try? String(contentsOfFile: dir + "/body", encoding: .utf8)) ?? ""
         let rawHeaders = (try? String(contentsOfFile: dir + "/headers", encoding: .utf8)) ?? ""
         var headers: [String: String] = [:]
-        // The last header block (after any 100 Continue).
-        let blocks = rawHeaders.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }
+        // The last header block (after any 100 Continue; trailers, which curl writes there too, are not one).
+        let blocks = rawHeaders.components(separatedBy: "\r\n\r\n").filter { $0.hasPrefix("HTTP/") }
         for line in (blocks.last ?? "").split(separator: "\r\n").dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)

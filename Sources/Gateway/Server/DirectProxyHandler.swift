@@ -979,7 +979,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     case 12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
                         dropped.insert(index)
                     default:
-                        if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) { dropped.insert(index) }
+                        if HTTPScan.isAny(p, name, of: HopByHop.responseNameBytes) { dropped.insert(index) }
                     }
                 }
                 if sawCoding {

@@ -644,7 +644,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             server.metrics.upstreamLatency(route: exchange.route.name, nanoseconds: DispatchTime.now().uptimeNanoseconds - exchange.upstreamStarted)
             exchange.upstreamKeepAlive = head.isKeepAlive
             var headers = head.headers
-            HopByHop.strip(&headers, keepChunked: false)
+            HopByHop.strip(&headers, keepChunked: false, names: HopByHop.responseNames)
             headers.replaceOrAdd(name: "x-request-id", value: exchange.requestID)
             var keepAlive = exchange.keepAlive && !server.isDraining
             if exchange.head.version.minor == 0, !headers.contains(name: "content-length") { keepAlive = false }
@@ -951,12 +951,16 @@ enum HopByHop {
     static let writtenByGateway = setByGateway + ["x-forwarded-for", "x-request-id"]
     /// As bytes, for the direct path's byte-level header scan.
     static let nameBytes = names.map { Array($0.utf8) }
+    /// A response's Trailer field stays: the trailers it announces are passed on (a request's
+    /// trailers are not, so its Trailer field goes).
+    static let responseNames = names.filter { $0 != "trailer" }
+    static let responseNameBytes = responseNames.map { Array($0.utf8) }
     static let writtenByGatewayBytes = writtenByGateway.map { Array($0.utf8) }
 
     /// Names a Connection header may list without the field being removed.
     static let notNominable: Set<String> = ["close", "keep-alive", "host", "content-length"]
 
-    static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool) {
+    static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool, names: [String] = names) {
         for value in headers["connection"] {
             for token in value.split(separator: ",") {
                 let name = token.trimmingCharacters(in: .whitespaces).lowercased()
