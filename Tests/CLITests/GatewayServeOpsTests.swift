@@ -42,7 +42,11 @@ import Testing
         #expect(garbage.statuses == [400] && garbage.raw.contains(#""error":"bad_request","reason":"the request line's method is not a token""#), "\(garbage.raw)")
         let traversal = try Curl.request(gw.url + "/up/../down/x", ["--path-as-is"])
         #expect(traversal.status == 400 && traversal.json?["reason"]?.string?.contains("dot segments") == true, "no route is chosen for a path an upstream would rewrite")
-        #expect(try Self.raw(gw.port, "GET http://elsewhere/ HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 400"))
+        // The absolute form is accepted (RFC 9112 section 3.2.2): its authority is the host.
+        #expect(try Self.raw(gw.port, "GET http://elsewhere/ HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 404"))
+        let absolute = try DirectPathTests.exchange(gw.port, "GET http://Target.example:81/up/echo?q=1 HTTP/1.1\r\nHost: ignored\r\nConnection: close\r\n\r\n")
+        #expect(absolute.statuses == [200] && absolute.raw.contains(#""path": "/up/echo?q=1""#) && absolute.raw.contains(#""host": "Target.example:81""#), "\(absolute.raw)")
+        #expect(try Self.raw(gw.port, "GET http://user@elsewhere/ HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 400"))
         let refused = try Curl.request(gw.url + "/down/x")
         #expect(refused.status == 502 && refused.json?["error"]?.string == "bad_gateway")
         #expect(refused.json?["request_id"]?.string == refused.headers["x-request-id"] && refused.headers["x-request-id"]?.isEmpty == false,
