@@ -114,6 +114,7 @@ import Testing
         ("[[route]]\npath = \"/\"\nhost = \"Example.com:8080\"\nupstream = \"http://127.0.0.1:1\"\n", "line 3: route[0].host"),
         ("[[route]]\npath = \"/\"\nupstream = \"http://[::1:80\"\n", "line 3: route[0].upstream"),
         ("[[route]]\npath = \"/\"\nupstream = \"http://a b:80\"\n", "line 3: route[0].upstream"),
+        ("[server]\nthreads = 1\n\n[[rout]]\npath = \"/\"\n", "line 4: rout"),
     ])
     func valuesThatWouldBreakServingAreRefused(text: String, expected: String) throws {
         #expect {

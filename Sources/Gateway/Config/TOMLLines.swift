@@ -21,6 +21,8 @@ struct TOMLLines {
                 arrayCounts[name] = index + 1
                 table = "\(name)[\(index)]"
                 lines[table] = number + 1
+                // The array's own name (an unknown one is reported by name) is its first header.
+                lines[name] = lines[name] ?? number + 1
                 continue
             }
             if line.hasPrefix("["), let end = line.firstIndex(of: "]") {
