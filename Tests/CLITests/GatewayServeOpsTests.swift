@@ -318,6 +318,26 @@ import Testing
         #expect(try Curl.request(gw.url + "/b/x").status == 200, "the old config keeps serving")
     }
 
+    /// Keys are read again on SIGHUP; a folder left with no verification key (a rotation half
+    /// done) is refused like a bad config, and the keys in service stay.
+    @Test func sighupRefusesAKeyFolderLeftEmpty() throws {
+        let up = try TestUpstream()
+        let folder = CLI.temporaryDirectory() + "/keys"
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.keys)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for file in files { try FileManager.default.copyItem(atPath: Self.keys + "/" + file, toPath: folder + "/" + file) }
+        let gw = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"required\"\n", keys: folder)
+        let token = try GatewayServeTests.token()
+        #expect(try Curl.request(gw.url + "/x", Curl.bearer(token)).status == 200)
+        let aside = CLI.temporaryDirectory()
+        for file in files { try FileManager.default.moveItem(atPath: folder + "/" + file, toPath: aside + "/" + file) }
+        gw.child.signal(SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(gw.child.stderr.contains("reload refused") && gw.child.stderr.contains("no verification keys left"), "\(gw.child.stderr.suffix(400))")
+        #expect(try Curl.request(gw.url + "/x", Curl.bearer(token)).status == 200, "the keys in service stay")
+        #expect(try Curl.request(gw.url + "/readyz").status == 200)
+    }
+
     @Test func sigtermDrainsInFlightRequestsThenExits() throws {
         let up = try TestUpstream()
         let gw = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)

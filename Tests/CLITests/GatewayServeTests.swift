@@ -137,6 +137,30 @@ import Testing
         #expect(!gw.child.stdout.contains(String(token.split(separator: ".")[2])), "a token reached the access log")
     }
 
+    /// A refusal's challenge reflects what the token says (kid, alg); a token whose header holds
+    /// CR LF cannot add a header line or a second response, from any source, on either path.
+    @Test func refusalsCannotBeSplitByTheToken() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway.withAuth(extraAuth: "token_sources = [\"authorization\", \"cookie:sb-access-token\"]",
+                                          config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\n", keys: Self.keys)
+        let injected = "\r\nSet-Cookie: stolen=1\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nX-Evil: 1"
+        func forged(_ header: String) -> String {
+            Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(#"{"sub":"x"}"#.utf8)) + ".AAAA"
+        }
+        let kid = forged(#"{"alg":"ES256","kid":"x"# + injected.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n") + #""}"#)
+        let alg = forged(#"{"alg":"HS256"# + injected.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n") + #""}"#)
+        for token in [kid, alg] {
+            for (version, credential) in [("1.1", "Authorization: Bearer \(token)"), ("1.0", "Authorization: Bearer \(token)"), ("1.1", "Cookie: sb-access-token=\(token)")] {
+                let answer = try DirectPathTests.exchange(gw.port, "GET /x HTTP/\(version)\r\nHost: x\r\nConnection: close\r\n\(credential)\r\n\r\n")
+                #expect(answer.raw.hasPrefix("HTTP/\(version) 401"), "\(answer.raw)")
+                #expect(answer.raw.components(separatedBy: "\r\n").filter { $0.hasPrefix("HTTP/1.") }.count == 1, "one response: \(answer.raw)")
+                #expect(!answer.raw.lowercased().contains("\r\nset-cookie") && !answer.raw.lowercased().contains("\r\nx-evil"), "\(answer.raw)")
+                #expect(answer.raw.lowercased().contains("www-authenticate: bearer realm=\"gateway\", error=\"invalid_token\""), "\(answer.raw)")
+            }
+        }
+        #expect(gw.child.process.isRunning)
+    }
+
     @Test func tokenSources() throws {
         let up = try TestUpstream()
         let plain = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\n", keys: Self.keys)

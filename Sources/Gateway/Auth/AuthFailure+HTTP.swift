@@ -14,13 +14,26 @@ extension AuthFailure {
         }
     }
 
-    /// The `WWW-Authenticate` challenge, quoted safely.
+    /// The `WWW-Authenticate` challenge, quoted safely: messages reflect what the token says
+    /// (its kid, alg, iss), so the description keeps only what RFC 6750 allows there
+    /// (%x20-21 / %x23-5B / %x5D-7E; others become '?', a quote becomes "'") and at most
+    /// `descriptionLimit` characters. A token cannot write a header line or a second response.
     var challenge: String {
-        let description = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "'")
+        var description = ""
+        for scalar in message.unicodeScalars.prefix(Self.descriptionLimit) {
+            switch scalar.value {
+            case 0x22: description += "'"
+            case 0x20...0x21, 0x23...0x5B, 0x5D...0x7E: description.unicodeScalars.append(scalar)
+            default: description += "?"
+            }
+        }
+        if message.unicodeScalars.count > Self.descriptionLimit { description += "..." }
         switch reason {
         case .missingToken: return "Bearer realm=\"gateway\""
         case .forbidden: return "Bearer realm=\"gateway\", error=\"insufficient_scope\", error_description=\"\(description)\""
         default: return "Bearer realm=\"gateway\", error=\"invalid_token\", error_description=\"\(reason.rawValue): \(description)\""
         }
     }
+
+    static let descriptionLimit = 200
 }

@@ -53,6 +53,11 @@ public final class KeyStore: Sendable {
         guard !directory.isEmpty else { return ring }
         let fingerprint = KeyRing.fingerprint(directory: directory)
         let ring = try KeyRing.load(directory: directory)
+        // A folder emptied while keys are in service (a rotation half done) would refuse every
+        // token: refused like a bad key file, and the keys in service stay.
+        if ring.keys.isEmpty, state.withLock({ !$0.local.keys.isEmpty }) {
+            throw KeyRingError(["\(directory): no verification keys left; the keys in service stay (put the new keys in before removing the old)"])
+        }
         return state.withLock { state in
             state.local = ring
             state.fingerprint = fingerprint
