@@ -176,6 +176,23 @@ import Testing
         #expect(try Curl.request(sourced.url + "/x?a=1&access_token=\(token)").status == 200)
         #expect(try Curl.request(sourced.url + "/x?a=%zz&%61ccess_token=\(token)").status == 200, "a parameter name is read percent-decoded")
         #expect(try Curl.request(sourced.url + "/x", Curl.bearer(token)).status == 401, "authorization is not a configured source")
+        #expect(try Curl.request(sourced.url + "/x", ["-H", "Cookie: sb-access-token=\"\(token)\""]).status == 200, "a quoted cookie value")
+
+        // A credential given twice: which one would the upstream read? 400 invalid_request
+        // (RFC 6750 section 3.1), whichever is valid.
+        let forged = String(token.dropLast(4)) + "AAAA"
+        let twice: [(TestGateway, String, [String])] = [
+            (plain, "/x", ["-H", "Authorization: Bearer \(token)", "-H", "Authorization: Bearer \(forged)"]),
+            (plain, "/x", ["-H", "apikey: \(token)", "-H", "apikey: \(forged)"]),
+            (sourced, "/x", ["-H", "Cookie: sb-access-token=\(token); sb-access-token=\(forged)"]),
+            (sourced, "/x", ["-H", "Cookie: sb-access-token=\(token)", "-H", "Cookie: sb-access-token=\(forged)"]),
+            (sourced, "/x?access_token=\(token)&access_token=\(forged)", []),
+        ]
+        for (gateway, path, arguments) in twice {
+            let answer = try Curl.request(gateway.url + path, arguments)
+            #expect(answer.status == 400 && answer.json?["error"]?.string == "invalid_request"
+                    && answer.headers["www-authenticate"]?.contains("error=\"invalid_request\"") == true, "\(arguments): \(answer.status) \(answer.body)")
+        }
 
         // forward_authorization = false: no token reaches the upstream by any source.
         let hidden = try TestGateway.withAuth(extraAuth: "token_sources = [\"cookie:sb-access-token\", \"query:access_token\", \"apikey\"]",
@@ -186,8 +203,10 @@ import Testing
         #expect(viaCookie.json?["headers"]?["cookie"]?.string == "theme=dark")
         #expect(viaCookie.json?["path"]?.string == "/echo?a=1")
         // Spelled so that the upstream's framework decodes it to the token's name: cut too.
-        let encoded = try Curl.request(hidden.url + "/echo?a=1&%61ccess_token=\(token)&access%5Ftoken=\(token)")
-        #expect(encoded.status == 200 && encoded.json?["path"]?.string == "/echo?a=1", "\(encoded.status) \(encoded.body)")
+        for spelled in ["%61ccess_token", "access%5Ftoken"] {
+            let encoded = try Curl.request(hidden.url + "/echo?a=1&\(spelled)=\(token)")
+            #expect(encoded.status == 200 && encoded.json?["path"]?.string == "/echo?a=1", "\(encoded.status) \(encoded.body)")
+        }
 
         // Also when the first upstream refuses and the request goes to the next one.
         let failover = try TestGateway.withAuth(extraAuth: "token_sources = [\"query:access_token\"]",

@@ -75,6 +75,31 @@ struct Authenticator: Sendable {
 }
 
 extension Authenticator {
+    /// A credential given twice in one of the configured sources (two Authorization or apikey
+    /// fields, the token cookie twice, the query parameter twice): which one would the upstream
+    /// read? RFC 6750 section 3.1 calls it invalid_request (400).
+    static func duplicateCredential(in head: HTTPRequestHead, query: Substring?, sources: [TokenSource]) -> String? {
+        for source in sources {
+            switch source {
+            case .authorization:
+                if head.headers["authorization"].count > 1 { return "more than one Authorization header" }
+            case .apikey:
+                if head.headers["apikey"].count > 1 { return "more than one apikey header" }
+            case .cookie(let name):
+                var count = 0
+                for header in head.headers["cookie"] {
+                    count += header.split(separator: ";").filter { $0.drop { $0 == " " }.hasPrefix(name + "=") }.count
+                }
+                if count > 1 { return "the \(name) cookie is given more than once" }
+            case .query(let name):
+                if let query, query.split(separator: "&").filter({ parameterName($0) == name }).count > 1 {
+                    return "the \(name) query parameter is given more than once"
+                }
+            }
+        }
+        return nil
+    }
+
     /// A query pair's name as an upstream's framework reads it: percent-decoded, so that
     /// `%61ccess_token=...` is found (and cut) as `access_token`.
     static func parameterName(_ pair: Substring) -> Substring {

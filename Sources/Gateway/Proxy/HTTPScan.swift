@@ -161,7 +161,11 @@ enum HTTPScan {
             var j = i
             while j < value.upperBound, p[j] != UInt8(ascii: ";") { j += 1 }
             if j - i > wanted.count, UnsafeRawBufferPointer(rebasing: p[i..<(i + wanted.count)]).elementsEqual(wanted) {
-                return (i + wanted.count)..<j
+                var start = i + wanted.count, end = j
+                while end > start, p[end - 1] == sp { end -= 1 }
+                // A quoted value (RFC 6265 cookie-value) is read without its quotes.
+                if end - start >= 2, p[start] == UInt8(ascii: "\""), p[end - 1] == UInt8(ascii: "\"") { start += 1; end -= 1 }
+                if end > start { return start..<end }
             }
             i = j + 1
         }

@@ -744,7 +744,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             case .apikey:
                 if let value = apikey, !value.isEmpty { return .found(value) }
             case .cookie(let name):
-                if let value = cookie, let token = HTTPScan.cookie(p, value, named: name) { return .found(token) }
+                if let value = cookie, let token = HTTPScan.cookie(p, value, named: name) {
+                    // The cookie twice: the full path refuses the request (which one is meant?).
+                    if HTTPScan.cookie(p, token.upperBound..<value.upperBound, named: name) != nil { return .unsupported }
+                    return .found(token)
+                }
             case .query(let name):
                 guard let query else { continue }
                 // A token here, or a name that is percent-encoded (it may decode to the token's

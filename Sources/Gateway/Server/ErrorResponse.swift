@@ -25,6 +25,11 @@ struct ErrorResponse {
     static func headersTooLarge(_ why: String) -> ErrorResponse {
         ErrorResponse(status: .requestHeaderFieldsTooLarge, error: "request_header_fields_too_large", reason: why)
     }
+    /// RFC 6750 invalid_request: the token's place in the request is ambiguous.
+    static func invalidRequest(_ why: String) -> ErrorResponse {
+        ErrorResponse(status: .badRequest, error: "invalid_request", reason: why,
+                      challenge: "Bearer realm=\"gateway\", error=\"invalid_request\", error_description=\"\(why)\"")
+    }
     static func badGateway(_ why: String) -> ErrorResponse { ErrorResponse(status: .badGateway, error: "bad_gateway", reason: why) }
     static func gatewayTimeout(_ why: String) -> ErrorResponse { ErrorResponse(status: .gatewayTimeout, error: "gateway_timeout", reason: why) }
     static func unavailable(_ why: String) -> ErrorResponse { ErrorResponse(status: .serviceUnavailable, error: "unavailable", reason: why) }

@@ -452,6 +452,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             return reject(.tooLarge("request body of \(length) bytes exceeds \(limit)"), head: head, requestID: requestID, route: route.name)
         }
 
+        if route.auth != .public, let why = Authenticator.duplicateCredential(in: head, query: query, sources: state.config.auth.tokenSources) {
+            return reject(.invalidRequest(why), head: head, requestID: requestID, route: route.name)
+        }
         var identity: Identity? = nil
         switch state.authenticator.authenticate(route: route, head: head, query: query) {
         case .refuse(let failure):
