@@ -115,6 +115,7 @@ import Testing
         ("[[route]]\npath = \"/\"\nupstream = \"http://[::1:80\"\n", "line 3: route[0].upstream"),
         ("[[route]]\npath = \"/\"\nupstream = \"http://a b:80\"\n", "line 3: route[0].upstream"),
         ("[server]\nthreads = 1\n\n[[rout]]\npath = \"/\"\n", "line 4: rout"),
+        ("[[route]]\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"optional\"\nrequire = { role = [\"admin\"] }\n", "line 5: route[0].require"),
     ])
     func valuesThatWouldBreakServingAreRefused(text: String, expected: String) throws {
         #expect {

@@ -113,8 +113,10 @@ public struct RouteConfig: Sendable {
                     }
                 }
             }
-            if route.auth == .public, !(route.roles.isEmpty && route.assuranceLevel == nil && route.conditions.isEmpty) {
-                reader.fail(rat, "a public route cannot require claims; use auth = \"required\" or \"optional\"")
+            if route.auth != .required, !(route.roles.isEmpty && route.assuranceLevel == nil && route.conditions.isEmpty) {
+                // On an optional route a request with no token has no claims to check: it would
+                // get through where a signed-in user without the claims is refused.
+                reader.fail(rat, "requirements need auth = \"required\" (a request without a token would pass them on a \(route.auth.rawValue) route)")
             }
         }
         if let timeouts = reader.table(table, "timeouts", at: at) {
