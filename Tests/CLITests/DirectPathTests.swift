@@ -342,6 +342,20 @@ import Testing
             }
         }
         #expect(try Curl.request(gw.url + "/up/echo", Curl.bearer(try GatewayServeTests.token())).status == 200)
+
+        // Forwarded claims of another type than a header can say: refused, not dropped or
+        // mapped to the default tenant; an integer tenant is forwarded as its text.
+        let wrongTypes: [[(String, JSONValue)]] = [[("role", .int(5))], [("session_id", .int(7))],
+                                                   [("app_metadata", .object([("tenant_id", .bool(true))]))]]
+        for (index, extra) in wrongTypes.enumerated() {
+            for http10 in [false, true] {
+                let answer = try Curl.request(gw.url + "/up/echo", Curl.bearer(try GatewayServeTests.token(extra)) + (http10 ? ["--http1.0"] : []))
+                #expect(answer.status == 401 && answer.json?["reason"]?.string?.hasPrefix("invalid_claim: claim") == true,
+                        "wrong type \(index), http1.0 \(http10): \(answer.status) \(answer.body)")
+            }
+        }
+        let numbered = try Curl.request(gw.url + "/up/echo", Curl.bearer(try GatewayServeTests.token([("app_metadata", .object([("tenant_id", .int(42))]))])))
+        #expect(numbered.status == 200 && numbered.json?["headers"]?["x-tenant-id"]?.string == "42", "\(numbered.body)")
     }
 
     /// The full path's timeouts (chunked requests go there): a request body that

@@ -34,9 +34,9 @@ struct Authenticator: Sendable {
         do {
             let verified = try verifier.verify(bytes: token)
             let identity = verified.memoized(key: tenantClaim) { Identity(token: verified, tenantClaim: tenantClaim) }
-            if let claim = identity.unforwardableClaim {
-                // Forwarded as a header it would end the line: refused rather than passed on changed.
-                return .refuse(AuthFailure(.invalidClaim, "claim \(claim) holds a control character and cannot be forwarded as a header"))
+            if let why = identity.unforwardable {
+                // Refused rather than passed on changed (or not at all).
+                return .refuse(AuthFailure(.invalidClaim, why))
             }
             try RoutePolicy.check(route, identity)
             return .pass(identity)
