@@ -338,6 +338,71 @@ import Testing
         #expect(try Curl.request(gw.url + "/readyz").status == 200)
     }
 
+    /// The runtime's store stops answering (PostgreSQL behind a forwarder that plays an
+    /// outage): /readyz says so, session checks and logins are answered 503 within their
+    /// deadlines instead of hanging, plain proxying goes on, and all recovers when it is back.
+    @Test func runtimeOutageIsAnswered503AndNotReady() throws {
+        guard let url = ProcessInfo.processInfo.environment["GATEWAY_POSTGRES_URL"], let target = URL(string: url), let pgPort = target.port else {
+            Issue.record("GATEWAY_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL (scripts/postgres.sh start)")
+            return
+        }
+        // A database of its own: the store suite, running meanwhile, holds the migration lock
+        // of the default one at times.
+        let database = "gateway_outage_test"
+        _ = try? CLI.run(["psql", url, "-q", "-c", "CREATE DATABASE \(database)"], executable: "/usr/bin/env")
+        let forwarder = try Child("/usr/bin/env", ["python3", CLI.packageRoot.appendingPathComponent("Tests/Integration/tcp_forwarder.py").path, "127.0.0.1", "\(pgPort)"])
+        let port = Int(try forwarder.waitForLine("forwarder listening on ")) ?? 0
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: """
+        [runtime]
+        store = "postgres://\(target.user ?? "postgres")@127.0.0.1:\(port)/\(database)"
+
+        [[route]]
+        path = "/s/"
+        upstream = "\(up.url)"
+        session = "required"
+
+        [[route]]
+        path = "/up/"
+        upstream = "\(up.url)"
+        auth = "public"
+        """, keys: Self.keys, startTimeout: 60)
+        let token = try GatewayServeTests.token(session: UUID().uuidString.lowercased())
+        func ready() throws -> (Int, String) { let r = try Curl.request(gw.url + "/readyz"); return (r.status, r.body) }
+        #expect(try ready().0 == 200 && ready().1.contains(#""runtime":"ok""#))
+        #expect(try Curl.request(gw.url + "/s/x", Curl.bearer(token)).status == 403, "no such session, answered by the store")
+
+        forwarder.signal(SIGUSR1)
+        var notReady = false
+        for _ in 0..<40 where !notReady {
+            Thread.sleep(forTimeInterval: 0.25)
+            let (status, body) = try ready()
+            notReady = status == 503 && body.contains(#""runtime":"unreachable: the runtime did not answer within 2s""#)
+        }
+        let outageReadiness = try ready()
+        #expect(notReady, "\(outageReadiness)")
+        var started = Date()
+        let lookup = try Curl.request(gw.url + "/s/x", Curl.bearer(token))
+        #expect(lookup.status == 503 && lookup.json?["reason"]?.string?.contains("did not answer within 3s") == true, "\(lookup.status) \(lookup.body)")
+        #expect(Date().timeIntervalSince(started) < 6)
+        started = Date()
+        let login = try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "-H", "Content-Type: application/json",
+                                                                                     "--data", #"{"email":"a@example.com","password":"secret-password"}"#], timeout: 30)
+        #expect(login.status == 503 && login.json?["error_code"]?.string == "runtime_unavailable", "\(login.status) \(login.body)")
+        #expect(Date().timeIntervalSince(started) < 13)
+        #expect(try Curl.request(gw.url + "/up/x").status == 200, "proxying does not need the runtime")
+
+        forwarder.signal(SIGUSR2)
+        var back = false
+        for _ in 0..<120 where !back {
+            Thread.sleep(forTimeInterval: 0.25)
+            back = try ready().0 == 200
+        }
+        let finalReadiness = try ready()
+        #expect(back, "\(finalReadiness)")
+        #expect(try Curl.request(gw.url + "/s/x", Curl.bearer(token)).status == 403)
+    }
+
     @Test func sigtermDrainsInFlightRequestsThenExits() throws {
         let up = try TestUpstream()
         let gw = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)

@@ -88,16 +88,16 @@ final class TestGateway: @unchecked Sendable {
     let configPath: String
 
     /// `config` follows an [auth] table naming the shared keys, issuer and audience.
-    convenience init(config: String, keys: String, directory: String = CLI.temporaryDirectory(), extra: [String] = []) throws {
-        try self.init(rawConfig: Self.text(config: config, keys: keys), directory: directory, extra: extra)
+    convenience init(config: String, keys: String, directory: String = CLI.temporaryDirectory(), extra: [String] = [], startTimeout: Double = 20) throws {
+        try self.init(rawConfig: Self.text(config: config, keys: keys), directory: directory, extra: extra, startTimeout: startTimeout)
     }
 
-    init(rawConfig: String, directory: String, extra: [String] = []) throws {
+    init(rawConfig: String, directory: String, extra: [String] = [], startTimeout: Double = 20) throws {
         self.directory = directory
         configPath = directory + "/gateway.conf"
         try rawConfig.write(toFile: configPath, atomically: true, encoding: .utf8)
         child = try Child(CLI.binary, ["serve", "--config", configPath, "--listen", "127.0.0.1:0"] + extra, directory: directory)
-        let address = try child.waitForLine("gateway listening on ")
+        let address = try child.waitForLine("gateway listening on ", timeout: startTimeout)
         port = Int(address.split(separator: ":").last ?? "") ?? 0
     }
 

@@ -21,7 +21,14 @@ final class RuntimeSessions: SessionLookup {
         self.sessionTTL = sessionTTL
     }
 
+    /// How long a lookup may take before the request is answered 503.
+    static let timeout = 3.0
+
     func status(of sessionID: String, for identity: Identity) async throws -> SessionStatus {
+        try await withDeadline(seconds: Self.timeout) { try await self.lookUp(sessionID, for: identity) }
+    }
+
+    private func lookUp(_ sessionID: String, for identity: Identity) async throws -> SessionStatus {
         let now = Timestamp.now()
         if let session = try await cache.session(id: sessionID, store: store, now: now) {
             if session.revokedAt != nil { return .revoked }
@@ -37,7 +44,7 @@ final class RuntimeSessions: SessionLookup {
                                           refreshHash: nil, limit: validator.sessionLimit, at: now)
         } catch let error as RuntimeError where error.code == .duplicateSession {
             // Another request created it first; read it back.
-            return try await status(of: sessionID, for: identity)
+            return try await lookUp(sessionID, for: identity)
         } catch is RuntimeError {
             return .notFound
         }

@@ -32,6 +32,14 @@ public final class GatewayServer: Sendable {
     private let accessLog: Logger?
     public let logger: Logger
     private let listener = Mutex<(any Channel)?>(nil)
+    /// Why the runtime store did not answer the last readiness probe, nil when it did.
+    private let runtimeProblem = SharedProblem()
+
+    final class SharedProblem: Sendable {
+        private let value = Mutex<String?>(nil)
+        func set(_ problem: String?) { value.withLock { $0 = problem } }
+        var current: String? { value.withLock { $0 } }
+    }
 
     public var threadCount: Int { group.makeIterator().map { $0 }.count }
 
@@ -79,6 +87,22 @@ public final class GatewayServer: Sendable {
                 }
             })
         }
+        // Readiness: the store answers a lookup within 2 s, probed every 2 s (one probe at a
+        // time: a hung one is waited for before the next, so they cannot pile up).
+        let problem = runtimeProblem
+        backgroundTasks.append(Task {
+            while !Task.isCancelled {
+                let probe = Task { _ = try await store.session(id: "00000000-0000-4000-8000-000000000000") }
+                do {
+                    try await withDeadline(seconds: 2) { try await probe.value }
+                    problem.set(nil)
+                } catch {
+                    problem.set("\(error)")
+                    _ = await probe.result
+                }
+                try? await Task.sleep(nanoseconds: 2_000_000_000)
+            }
+        })
         sessions = RuntimeSessions(store: store, createUnknown: config.runtime.unknownSessions == "create",
                                    validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL, cache: cache)
         self.logger = logger
@@ -185,8 +209,10 @@ public final class GatewayServer: Sendable {
             return BuiltIn(status: .ok, contentType: "application/json", body: Array("{\"status\":\"ok\"}\n".utf8))
         case "/readyz":
             let ring = keys.ring
-            let ready = !ring.keys.filter(\.canVerify).isEmpty && !isDraining
-            let body = "{\"status\":\"\(ready ? "ready" : "not_ready")\",\"keys\":\(ring.keys.count),\"draining\":\(isDraining)}\n"
+            let runtime = runtimeProblem.current
+            let ready = !ring.keys.filter(\.canVerify).isEmpty && !isDraining && runtime == nil
+            let body = "{\"status\":\"\(ready ? "ready" : "not_ready")\",\"keys\":\(ring.keys.count),\"draining\":\(isDraining),"
+                + "\"runtime\":\(JSONLineLogHandler.quote(runtime.map { "unreachable: \($0)" } ?? "ok"))}\n"
             return BuiltIn(status: ready ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8))
         case "/metrics":
             return BuiltIn(status: .ok, contentType: "text/plain; version=0.0.4", body: metrics.render(cache: state.verifier.cache))

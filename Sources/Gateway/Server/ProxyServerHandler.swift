@@ -73,6 +73,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     static let localBodyLimit = 1 << 20
+    /// How long a local API request (a login, a session call) may wait for the runtime.
+    static let localTimeout = 10.0
 
     /// One request on its way through.
     final class Exchange {
@@ -826,10 +828,18 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let request = LocalRequest(method: local.head.method, path: local.path, query: LocalRequest.parseQuery(local.query),
                                    headers: local.head.headers, body: local.body, remoteIP: remoteIP)
         let state = server.state
-        context.eventLoop.makeFutureWithTask { await api.handle(request, state: state) }.assumeIsolated().whenComplete { result in
+        context.eventLoop.makeFutureWithTask { try await withDeadline(seconds: Self.localTimeout) { await api.handle(request, state: state) } }
+            .assumeIsolated().whenComplete { result in
             guard self.local === local else { return }
             self.local = nil
-            let response = (try? result.get()) ?? LocalResponse.json(.internalServerError, .object([("error", .string("internal"))]))
+            let response: LocalResponse
+            switch result {
+            case .success(let answer): response = answer
+            case .failure(let error):
+                // GoTrue's error shape; the store hung (a database gone): 503, not a hang.
+                response = LocalResponse.json(.serviceUnavailable, .object([("code", .int(503)), ("error_code", .string("runtime_unavailable")),
+                                                                            ("msg", .string("\(error)"))]))
+            }
             var headers = response.headers
             headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
             headers.replaceOrAdd(name: "x-request-id", value: local.requestID)
