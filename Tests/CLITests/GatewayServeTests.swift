@@ -181,6 +181,8 @@ import Testing
         // A credential given twice: which one would the upstream read? 400 invalid_request
         // (RFC 6750 section 3.1), whichever is valid.
         let forged = String(token.dropLast(4)) + "AAAA"
+        let sourcedWithHeader = try TestGateway.withAuth(extraAuth: "token_sources = [\"authorization\", \"cookie:sb-access-token\"]",
+                                                         config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\n", keys: Self.keys)
         let twice: [(TestGateway, String, [String])] = [
             (plain, "/x", ["-H", "Authorization: Bearer \(token)", "-H", "Authorization: Bearer \(forged)"]),
             (plain, "/x", ["-H", "apikey: \(token)", "-H", "apikey: \(forged)"]),
@@ -188,6 +190,11 @@ import Testing
             (sourced, "/x", ["-H", "Cookie: sb-access-token=\(token)", "-H", "Cookie: sb-access-token=\(forged)"]),
             (sourced, "/x?access_token=\(token)&access_token=\(forged)", []),
         ]
+        // Also when an earlier source holds the token: the same answer on both paths.
+        for http10 in [false, true] {
+            let mixed = try Curl.request(sourcedWithHeader.url + "/x", Curl.bearer(token) + ["-H", "Cookie: sb-access-token=\(token); sb-access-token=\(forged)"] + (http10 ? ["--http1.0"] : []))
+            #expect(mixed.status == 400 && mixed.json?["error"]?.string == "invalid_request", "http1.0 \(http10): \(mixed.status) \(mixed.body)")
+        }
         for (gateway, path, arguments) in twice {
             let answer = try Curl.request(gateway.url + path, arguments)
             #expect(answer.status == 400 && answer.json?["error"]?.string == "invalid_request"

@@ -86,13 +86,19 @@ extension Authenticator {
             case .apikey:
                 if head.headers["apikey"].count > 1 { return "more than one apikey header" }
             case .cookie(let name):
+                // Counted as the token is found: a value, quoted or not, that is not empty.
                 var count = 0
                 for header in head.headers["cookie"] {
-                    count += header.split(separator: ";").filter { $0.drop { $0 == " " }.hasPrefix(name + "=") }.count
+                    count += header.split(separator: ";").filter { pair in
+                        let pair = pair.drop { $0 == " " }
+                        guard pair.hasPrefix(name + "=") else { return false }
+                        let value = pair.dropFirst(name.count + 1).filter { $0 != " " }
+                        return !value.isEmpty && value != "\"\""
+                    }.count
                 }
                 if count > 1 { return "the \(name) cookie is given more than once" }
             case .query(let name):
-                if let query, query.split(separator: "&").filter({ parameterName($0) == name }).count > 1 {
+                if let query, query.split(separator: "&").filter({ parameterName($0) == name && !$0.drop { $0 != "=" }.dropFirst().isEmpty }).count > 1 {
                     return "the \(name) query parameter is given more than once"
                 }
             }

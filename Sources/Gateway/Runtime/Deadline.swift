@@ -12,23 +12,30 @@ struct RuntimeTimeout: Error, CustomStringConvertible {
 /// connection) cannot hold a request longer than that. The operation is cancelled and left
 /// to end on its own.
 func withDeadline<T: Sendable>(seconds: Double, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    let settled = Mutex(false)
-    let take: @Sendable () -> Bool = { settled.withLock { done in defer { done = true }; return !done } }
+    let race = DeadlineRace()
     return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-        let work = Task {
-            do {
-                let value = try await operation()
-                if take() { continuation.resume(returning: value) }
-            } catch {
-                if take() { continuation.resume(throwing: error) }
-            }
-        }
-        Task {
+        let timer = Task {
             try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-            if take() {
-                work.cancel()
+            if Task.isCancelled { return }
+            if race.settle() {
+                race.cancelWork()
                 continuation.resume(throwing: RuntimeTimeout(seconds: seconds))
             }
         }
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await operation()) } catch { result = .failure(error) }
+            timer.cancel()  // no sleeper left behind when the work wins
+            if race.settle() { continuation.resume(with: result) }
+        }
+        race.setWork(work)
     }
+}
+
+/// Who answered first, the work or the timer: the continuation is resumed exactly once.
+private final class DeadlineRace: Sendable {
+    private let state = Mutex<(settled: Bool, work: Task<Void, Never>?)>((false, nil))
+    func settle() -> Bool { state.withLock { s in defer { s.settled = true }; return !s.settled } }
+    func setWork(_ work: Task<Void, Never>) { state.withLock { $0.work = work } }
+    func cancelWork() { state.withLock { $0.work }?.cancel() }
 }

@@ -735,19 +735,22 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     /// The first token in the configured sources, as a range of the request bytes.
+    /// The first token in the configured sources. Every source is looked at: a token cookie
+    /// given twice or a query token anywhere sends the request to the full path, which refuses
+    /// duplicates (as it does whatever source came first) or decodes and verifies the query.
     private func findToken(_ p: UnsafeRawBufferPointer, sources: [TokenSource], authorization: Range<Int>?, apikey: Range<Int>?,
                            cookie: Range<Int>?, query: Range<Int>?) -> FoundToken {
+        var found: Range<Int>? = nil
         for source in sources {
             switch source {
             case .authorization:
-                if let value = authorization, let token = HTTPScan.bearerToken(p, value) { return .found(token) }
+                if found == nil, let value = authorization, let token = HTTPScan.bearerToken(p, value) { found = token }
             case .apikey:
-                if let value = apikey, !value.isEmpty { return .found(value) }
+                if found == nil, let value = apikey, !value.isEmpty { found = value }
             case .cookie(let name):
                 if let value = cookie, let token = HTTPScan.cookie(p, value, named: name) {
-                    // The cookie twice: the full path refuses the request (which one is meant?).
                     if HTTPScan.cookie(p, token.upperBound..<value.upperBound, named: name) != nil { return .unsupported }
-                    return .found(token)
+                    if found == nil { found = token }
                 }
             case .query(let name):
                 guard let query else { continue }
@@ -759,7 +762,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 }
             }
         }
-        return .none
+        return found.map { .found($0) } ?? .none
     }
 
     /// Gives the connection to the full HTTP stack, with the bytes not used yet.
@@ -776,6 +779,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
             try sync.addHandler(ProxyServerHandler(server: server, pool: httpPool))
         } catch {
+            handedOver = false  // still this handler's connection: it counts the close
             context.close(promise: nil)
             return
         }
@@ -976,7 +980,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                             if HTTPScan.equalsLowercase(p, token, "close") {
                                 upstreamClose = true
                             } else if !HTTPScan.equalsLowercase(p, token, "keep-alive") {
-                                listed.append(HTTPScan.canonicalName(p, token))
+                                // Never the framing (an upstream may not make it vanish).
+                                let name = HTTPScan.canonicalName(p, token)
+                                if !HopByHop.notNominable.contains(name) { listed.append(name) }
                             }
                         }
                         dropped.insert(index)

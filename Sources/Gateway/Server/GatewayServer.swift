@@ -95,8 +95,11 @@ public final class GatewayServer: Sendable {
                 let probe = Task { _ = try await store.session(id: "00000000-0000-4000-8000-000000000000") }
                 do {
                     try await withDeadline(seconds: 2) { try await probe.value }
+                    if problem.current != nil { logger.notice("runtime store answering again") }
                     problem.set(nil)
                 } catch {
+                    // The reason goes to the log; /readyz, which anyone may ask, says "unreachable".
+                    if problem.current == nil { logger.warning("runtime store not answering: not ready", metadata: ["error": "\(error)"]) }
                     problem.set("\(error)")
                     _ = await probe.result
                 }
@@ -212,7 +215,7 @@ public final class GatewayServer: Sendable {
             let runtime = runtimeProblem.current
             let ready = !ring.keys.filter(\.canVerify).isEmpty && !isDraining && runtime == nil
             let body = "{\"status\":\"\(ready ? "ready" : "not_ready")\",\"keys\":\(ring.keys.count),\"draining\":\(isDraining),"
-                + "\"runtime\":\(JSONLineLogHandler.quote(runtime.map { "unreachable: \($0)" } ?? "ok"))}\n"
+                + "\"runtime\":\"\(runtime == nil ? "ok" : "unreachable")\"}\n"
             return BuiltIn(status: ready ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8))
         case "/metrics":
             return BuiltIn(status: .ok, contentType: "text/plain; version=0.0.4", body: metrics.render(cache: state.verifier.cache))

@@ -172,7 +172,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? HTTPParserError { return malformed(error) }
+        if let error = error as? HTTPParserError {
+            // The client closed in the middle of a request (the decoder says so as it ends):
+            // nobody to answer; channelInactive logs what was in flight.
+            if error == .invalidEOFState || error == .closedConnection || !context.channel.isActive { return }
+            return malformed(error)
+        }
         // Bytes that came after a parse error: the answer to that error is already decided.
         if error is ByteToMessageDecoderError, malformed != nil { return }
         context.close(promise: nil)
@@ -197,6 +202,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if exchange.responseHead != nil { return context.close(promise: nil) }
             queued.removeAll()
             return answerMalformed(requestID: exchange.requestID, logged: true)
+        }
+        // A request queued behind the one in flight whose body did not end: the bad bytes are
+        // its own. It is answered by the 400 (the requests before it are answered first).
+        if let lastHead = queued.lastIndex(where: { $0.isHead }), !queued[lastHead...].contains(where: { if case .end = $0 { return true } else { return false } }) {
+            queued.removeSubrange(lastHead...)
         }
         if discarding {
             // Its answer went out already; the rest of its body is what did not parse.
@@ -394,6 +404,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // RFC 9112 section 3.2.2: a server accepts the absolute form, and its authority is
             // the host (the Host field is ignored). Routed and forwarded in origin form.
             guard let authority else {
+                head.uri = target  // logged without the user information
                 return reject(.badRequest("an absolute request target must be http(s)://host[:port]/path, without user information"), head: head, requestID: requestID, route: "-")
             }
             head.uri = target
@@ -696,6 +707,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             clientNeedsFlush = false
             let promise = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+            answered = promise.futureResult
             if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
             resumeClientReads()
         }
@@ -997,7 +1009,7 @@ enum HopByHop {
     static let writtenByGatewayBytes = writtenByGateway.map { Array($0.utf8) }
 
     /// Names a Connection header may list without the field being removed.
-    static let notNominable: Set<String> = ["close", "keep-alive", "host", "content-length"]
+    static let notNominable: Set<String> = ["close", "keep-alive", "host", "content-length", "transfer-encoding"]
 
     static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool, names: [String] = names) {
         for value in headers["connection"] {
