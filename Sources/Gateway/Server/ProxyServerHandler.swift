@@ -36,6 +36,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The client's bytes stopped parsing as HTTP after the requests before them: the answer
     /// (400 or 431 with the reason) goes out once those are answered, then the connection closes.
     private var malformed: ErrorResponse?
+    private var malformedAnswered = false
     /// The last answer the gateway wrote itself, written once this completes.
     private var answered: EventLoopFuture<Void>?
     /// Closes the connection once it has been idle for `[server] idle_timeout`.
@@ -226,7 +227,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func answerMalformed(requestID: String = RequestIDs.next(), logged: Bool = false) {
-        guard let response = malformed else { return }
+        guard let response = malformed, !malformedAnswered else { return }
+        malformedAnswered = true
         idleTask?.cancel()
         idleTask = nil
         if !logged {
@@ -413,7 +415,18 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let uri = head.uri
         if head.method == .CONNECT {
             // The decoder reads what follows as a tunnel: nothing more can be read as requests.
-            return reject(.connectNotSupported, head: head, requestID: requestID, route: "-", close: true)
+            // NIOHTTP1's encoder gives an answer to CONNECT no body, so the answer goes out as
+            // bytes below it, with its reason, and the connection closes.
+            let response = ErrorResponse.connectNotSupported
+            server.requestFinished(route: "-", status: Int(response.status.code), method: head.method.rawValue, uri: head.uri, requestID: requestID,
+                                   started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: response.reason)
+            malformed = response  // nothing more is read or answered
+            malformedAnswered = true
+            guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return context.close(promise: nil) }
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            encoder.writeAndFlush(NIOAny(response.bytes(requestID: requestID, keepAlive: false, allocator: context.channel.allocator)), promise: promise)
+            promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
+            return
         }
         guard uri.hasPrefix("/") else {
             return reject(.badRequest("request target must be an absolute path"), head: head, requestID: requestID, route: "-")
