@@ -65,7 +65,7 @@ struct Authenticator: Sendable {
             case .query(let name):
                 guard let query else { continue }
                 for pair in query.split(separator: "&") where Self.parameterName(pair) == name {
-                    let value = pair.drop { $0 != "=" }.dropFirst()
+                    let value = Self.parameterValue(pair)
                     if !value.isEmpty { return value.removingPercentEncodingIfNeeded() }
                 }
             }
@@ -86,19 +86,20 @@ extension Authenticator {
             case .apikey:
                 if head.headers["apikey"].count > 1 { return "more than one apikey header" }
             case .cookie(let name):
-                // Counted as the token is found: a value, quoted or not, that is not empty.
+                // Counted as the token is found (HTTPScan.cookie: a value that is not empty).
                 var count = 0
                 for header in head.headers["cookie"] {
-                    count += header.split(separator: ";").filter { pair in
-                        let pair = pair.drop { $0 == " " }
-                        guard pair.hasPrefix(name + "=") else { return false }
-                        let value = pair.dropFirst(name.count + 1).filter { $0 != " " }
-                        return !value.isEmpty && value != "\"\""
-                    }.count
+                    var header = header
+                    count += header.withUTF8 { bytes in
+                        let p = UnsafeRawBufferPointer(bytes)
+                        var found = 0, from = 0
+                        while let value = HTTPScan.cookie(p, from..<p.count, named: name) { found += 1; from = value.upperBound }
+                        return found
+                    }
                 }
                 if count > 1 { return "the \(name) cookie is given more than once" }
             case .query(let name):
-                if let query, query.split(separator: "&").filter({ parameterName($0) == name && !$0.drop { $0 != "=" }.dropFirst().isEmpty }).count > 1 {
+                if let query, query.split(separator: "&").filter({ parameterName($0) == name && !parameterValue($0).isEmpty }).count > 1 {
                     return "the \(name) query parameter is given more than once"
                 }
             }
@@ -111,6 +112,9 @@ extension Authenticator {
     static func parameterName(_ pair: Substring) -> Substring {
         pair.prefix { $0 != "=" }.removingPercentEncodingIfNeeded()
     }
+
+    /// A query pair's value as it came (after the first '='; empty without one).
+    static func parameterValue(_ pair: Substring) -> Substring { pair.drop { $0 != "=" }.dropFirst() }
 
     /// Runs a byte-level scanner (shared with the direct path) over a header value.
     static func scan(_ value: String, _ scanner: (UnsafeRawBufferPointer, Range<Int>) -> Range<Int>?) -> Substring? {
@@ -132,7 +136,7 @@ extension Substring {
         var i = 0
         while i < input.count {
             // A `%` not followed by two hex digits stays as it is.
-            if input[i] == UInt8(ascii: "%"), i + 2 < input.count, let high = Self.hexDigit(input[i + 1]), let low = Self.hexDigit(input[i + 2]) {
+            if input[i] == UInt8(ascii: "%"), i + 2 < input.count, let high = HTTPScan.hexDigit(input[i + 1]), let low = HTTPScan.hexDigit(input[i + 2]) {
                 bytes.append(high << 4 | low)
                 i += 3
             } else {
@@ -143,12 +147,4 @@ extension Substring {
         return Substring(String(decoding: bytes, as: UTF8.self))
     }
 
-    private static func hexDigit(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
 }

@@ -62,7 +62,7 @@ public struct RouteConfig: Sendable {
         route.index = index
         if let host = reader.string(table, "host", at: at)?.lowercased() {
             // Matched against the Host header's name, without its port (as the router reads it).
-            if host.isEmpty || !host.utf8.allSatisfy(Upstream.isRegNameByte) {
+            if host.isEmpty || !host.utf8.allSatisfy(HTTPScan.isRegNameByte) {
                 reader.fail("\(at).host", "expected a host name such as \"api.example.com\" (letters, digits, '.', '-'; no port), found \"\(host)\"")
             } else {
                 route.host = host
@@ -148,19 +148,18 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
             rest = rest[..<slash]
         }
         if base == "/" { base = "" }
-        var host = String(rest), port = 80
+        // The authority is read as a Host header is: a host name or [IPv6], an optional :port.
+        var authority = String(rest)
+        guard !authority.isEmpty, authority.withUTF8({ HTTPScan.isValidHost(UnsafeRawBufferPointer($0), 0..<$0.count) }) else { return nil }
+        var host = authority, port = 80
         if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
             guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { return nil }
             port = p
             host = String(rest[..<colon])
         }
         if host.hasPrefix("[") {
-            // An IPv6 literal: hex digits, ':' and '.' (an embedded IPv4) between the brackets.
-            guard host.count > 2, host.hasSuffix("]") else { return nil }
             host = String(host.dropFirst().dropLast())
-            guard host.contains(":"), host.utf8.allSatisfy({ $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || ($0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit) }) else { return nil }
-        } else {
-            guard !host.isEmpty, host.utf8.allSatisfy(Self.isRegNameByte) else { return nil }
+            guard host.contains(":") else { return nil }
         }
         // The base path is written into request lines as it is.
         guard base.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }) else { return nil }
@@ -172,8 +171,4 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(basePath)" }
 
-    /// A host name's bytes as the gateway accepts them: letters, digits, '.', '-' and '_'.
-    static func isRegNameByte(_ b: UInt8) -> Bool {
-        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x2D || b == 0x5F
-    }
 }

@@ -27,6 +27,23 @@ enum HTTPScan {
     @inline(__always)
     static func isControl(_ b: UInt8) -> Bool { (b < 0x20 && b != tab) || b == 0x7F }
 
+    /// A host name's bytes as the gateway accepts them: letters, digits, '.', '-' and '_'.
+    @inline(__always)
+    static func isRegNameByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x2D || b == 0x5F
+    }
+
+    /// The value of a hexadecimal digit, nil for any other byte.
+    @inline(__always)
+    static func hexDigit(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: b - 0x30
+        case 0x41...0x46: b - 0x41 + 10
+        case 0x61...0x66: b - 0x61 + 10
+        default: nil
+        }
+    }
+
     /// RFC 9110 tchar.
     @inline(__always)
     static func isTokenChar(_ b: UInt8) -> Bool {
@@ -244,7 +261,7 @@ enum HTTPScan {
             let start = k
             while k < end, p[k] != UInt8(ascii: "]") {
                 let b = p[k]
-                guard b == colon || b == UInt8(ascii: ".") || (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x66) else { return false }
+                guard b == colon || b == UInt8(ascii: ".") || hexDigit(b) != nil else { return false }
                 k += 1
             }
             guard k < end, k > start else { return false }
@@ -252,7 +269,7 @@ enum HTTPScan {
         } else {
             let start = k
             while k < end, p[k] != colon {
-                guard Upstream.isRegNameByte(p[k]) else { return false }
+                guard isRegNameByte(p[k]) else { return false }
                 k += 1
             }
             guard k > start else { return false }

@@ -440,13 +440,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     // No end of head within the limit: 431, and the connection ends (what
                     // follows cannot be read as requests).
                     inbound = nil
-                    let response = ErrorResponse.headersTooLarge("request head is over \(limit) bytes, the limit")
-                    let requestID = RequestIDs.next()
-                    server.requestFinished(route: "-", status: Int(response.status.code), method: "-", uri: "-", requestID: requestID,
-                                           started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0,
-                                           note: response.reason)
-                    context.write(wrapOutboundOut(response.bytes(requestID: requestID, keepAlive: false, allocator: allocator)), promise: nil)
-                    return closeAfterWrites()
+                    return answerAndClose(.headersTooLarge("request head is over \(limit) bytes, the limit"))
                 }
                 return resumeClientReads()
             case .handOver:
@@ -455,9 +449,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 inbound!.moveReaderIndex(forwardBy: consumed)
                 if inbound!.readableBytes == 0 { inbound = nil }
                 if let reason = rejection.verification { server.metrics.verification(reason) }
-                server.requestFinished(route: rejection.route, status: Int(rejection.response.status.code), method: rejection.method, uri: rejection.target,
-                                       requestID: rejection.requestID, started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil,
-                                       bytesIn: 0, bytesOut: 0, note: rejection.response.reason)
+                server.answeredHere(rejection.response, requestID: rejection.requestID, route: rejection.route, method: rejection.method, uri: rejection.target)
                 becameIdle()
                 let keepAlive = rejection.keepAlive && !server.isDraining
                 context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, toHEAD: rejection.method == "HEAD",
@@ -879,12 +871,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 // Part of a head came, not its end: 408 with the reason (HAProxy's
                 // http-request timeout does the same); an idle connection just closes.
                 inbound = nil
-                let response = ErrorResponse(status: .requestTimeout, error: "request_timeout",
-                                             reason: "the request head was not complete within \(Duration.describe(Double(idleTimeout) / 1e9)) (idle_timeout)")
-                let requestID = RequestIDs.next()
-                server.requestFinished(route: "-", status: 408, method: "-", uri: "-", requestID: requestID, started: idleSince, upstream: nil,
-                                       identity: nil, bytesIn: partial.readableBytes, bytesOut: 0, note: response.reason)
-                context.write(wrapOutboundOut(response.bytes(requestID: requestID, keepAlive: false, allocator: allocator)), promise: nil)
+                return answerAndClose(ErrorResponse(status: .requestTimeout, error: "request_timeout",
+                                                    reason: "the request head was not complete within \(Duration.describe(Double(idleTimeout) / 1e9)) (idle_timeout)"),
+                                      started: idleSince, bytesIn: partial.readableBytes)
             }
             return closeAfterWrites()
         }
@@ -1151,6 +1140,15 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func abort(_ exchange: Exchange, note: String) {
         self.exchange = nil
         finish(exchange, status: exchange.status, reusable: false, note: note)
+        closeAfterWrites()
+    }
+
+    /// Answers what is not a request that can be read (no request id of its own, no route),
+    /// then closes: what follows in the connection cannot be read as requests.
+    private func answerAndClose(_ response: ErrorResponse, started: UInt64 = DispatchTime.now().uptimeNanoseconds, bytesIn: Int = 0) {
+        let requestID = RequestIDs.next()
+        server.answeredHere(response, requestID: requestID, started: started, bytesIn: bytesIn)
+        context.write(wrapOutboundOut(response.bytes(requestID: requestID, keepAlive: false, allocator: allocator)), promise: nil)
         closeAfterWrites()
     }
 

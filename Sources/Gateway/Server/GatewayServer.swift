@@ -244,6 +244,14 @@ public final class GatewayServer: Sendable {
         accessLog.info("request", metadata: metadata)
     }
 
+    /// Counts and logs a request the gateway answered itself with `response`: no upstream, no
+    /// identity, refused before or instead of being proxied.
+    func answeredHere(_ response: ErrorResponse, requestID: @autoclosure () -> String, route: String = "-", method: @autoclosure () -> String = "-",
+                      uri: @autoclosure () -> String = "-", started: UInt64 = DispatchTime.now().uptimeNanoseconds, bytesIn: Int = 0) {
+        requestFinished(route: route, status: Int(response.status.code), method: method(), uri: uri(), requestID: requestID(), started: started,
+                        upstream: nil, identity: nil, bytesIn: bytesIn, bytesOut: 0, note: response.reason)
+    }
+
     /// The path without its query: query strings can carry tokens, and tokens are never logged.
     static func redactedPath(_ uri: String) -> String {
         guard let q = uri.firstIndex(of: "?") else { return uri }

@@ -198,9 +198,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         if let exchange, !exchange.requestEnded {
             self.exchange = nil
-            finish(exchange, status: exchange.responseHead == nil ? Int(response.status.code) : exchange.status, reusable: false, note: response.reason)
+            finish(exchange, status: exchange.headWritten ? exchange.status : Int(response.status.code), reusable: false, note: response.reason)
             // Part of its response already went out: all the client can be told is the close.
-            if exchange.responseHead != nil { return context.close(promise: nil) }
+            if exchange.headWritten { return context.close(promise: nil) }
             queued.removeAll()
             return answerMalformed(requestID: exchange.requestID, logged: true)
         }
@@ -232,9 +232,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         idleTask?.cancel()
         idleTask = nil
         if !logged {
-            server.requestFinished(route: "-", status: Int(response.status.code), method: "-", uri: "-", requestID: requestID,
-                                   started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0,
-                                   note: response.reason)
+            server.answeredHere(response, requestID: requestID)
         }
         respond(response, version: .http1_1, requestID: requestID, keepAlive: false)
     }
@@ -256,7 +254,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .invalidContentLength: why = "Content-Length is not a number"
         case .unexpectedContentLength: why = "Content-Length is given more than once or beside Transfer-Encoding"
         case .invalidChunkSize: why = "a chunk of the chunked request body has an invalid size line"
-        case .invalidEOFState, .closedConnection: why = "the connection ended in the middle of a request"
         case .trailingGarbage: why = "bytes follow the request that are not a request"
         default: why = "the request is not valid HTTP/1.1"
         }
@@ -418,8 +415,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // NIOHTTP1's encoder gives an answer to CONNECT no body, so the answer goes out as
             // bytes below it, with its reason, and the connection closes.
             let response = ErrorResponse.connectNotSupported
-            server.requestFinished(route: "-", status: Int(response.status.code), method: head.method.rawValue, uri: head.uri, requestID: requestID,
-                                   started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: response.reason)
+            server.answeredHere(response, requestID: requestID, method: head.method.rawValue, uri: head.uri)
             malformed = response  // nothing more is read or answered
             malformedAnswered = true
             guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return context.close(promise: nil) }
@@ -890,8 +886,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func reject(_ response: ErrorResponse, head: HTTPRequestHead, requestID: String, route: String, close: Bool = false) {
         let hasBody = (head.headers.first(name: "content-length").flatMap(Int.init) ?? 0) > 0 || head.headers.contains(name: "transfer-encoding")
         let keepAlive = head.isKeepAlive && !server.isDraining && !hasBody && !close
-        server.requestFinished(route: route, status: Int(response.status.code), method: head.method.rawValue, uri: head.uri, requestID: requestID,
-                               started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: response.reason)
+        server.answeredHere(response, requestID: requestID, route: route, method: head.method.rawValue, uri: head.uri)
         discarding = true
         closeAfterDiscard = !keepAlive
         respond(response, version: head.version, requestID: requestID, keepAlive: keepAlive)
