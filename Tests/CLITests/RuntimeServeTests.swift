@@ -53,6 +53,30 @@ import Testing
         #expect(wrong.status == 400 && unknown.status == 400 && wrong.body == unknown.body)
     }
 
+    /// The store fails under the gateway (its tables dropped by another SQLite connection):
+    /// logins, /user and the session API answer 503 runtime_unavailable, the store's own error
+    /// goes to the access log and not to the client, and the gateway keeps serving.
+    @Test func storeFailuresAre503WithTheCauseLoggedNotSent() throws {
+        let gw = try TestGateway(config: Self.runtimeConfig, keys: GatewayServeTests.keys)
+        let email = "store-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        let user = try Self.signUp(gw, email)
+        let database = gw.directory + "/data/gateway.db"
+        _ = try CLI.run(["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE refresh_tokens'); c.execute('DROP TABLE sessions'); c.execute('DROP TABLE users'); c.commit()", database],
+                        executable: "/usr/bin/env")
+
+        let login = try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "--data", #"{"email":"\#(email)","password":"long-enough-1"}"#])
+        #expect(login.status == 503 && login.json?["error_code"]?.string == "runtime_unavailable", "\(login.status) \(login.body)")
+        let me = try Curl.request(gw.url + "/auth/v1/user", Curl.bearer(user.token) + ["-H", "X-Supabase-Api-Version: 2024-01-01"])
+        #expect(me.status == 503 && me.json?["code"]?.string == "runtime_unavailable", "a store failure is not a missing session: \(me.status) \(me.body)")
+        let session = try Curl.request(gw.url + "/api/session/\(user.session)", Curl.bearer(user.token))
+        #expect(session.status == 503 && session.json?["error"]?.string == "runtime_unavailable", "\(session.status) \(session.body)")
+        for answer in [login, me, session] {
+            #expect(!answer.body.contains("no such table") && !answer.body.lowercased().contains("sqlite"), "the store's error stays inside: \(answer.body)")
+        }
+        #expect(gw.child.stdout.contains("no such table"), "the store's error is in the access log")
+        #expect(try Curl.request(gw.url + "/healthz").status == 200)
+    }
+
     @Test func refreshRotatesAndReuseRevokes() throws {
         let gw = try TestGateway(config: Self.runtimeConfig, keys: GatewayServeTests.keys)
         let first = try Self.signUp(gw)

@@ -173,7 +173,7 @@ import Testing
         #expect(Router.upstreamURI(route: root, upstream: root.upstreams[0], path: "/a/b", query: "x=1") == "/root/a/b?x=1")
     }
 
-    @Test(arguments: ["/public/../admin/x", "/public/%2e%2e/admin", "/a/./b", "/a%2Fb", "/a\\b", "/x/%2E%2e/y", "/..", "//admin/x", "/%61dmin/x", "/a%zz"])
+    @Test(arguments: ["/public/../admin/x", "/public/%2e%2e/admin", "/a/./b", "/a%2Fb", "/a\\b", "/x/%2E%2e/y", "/..", "//admin/x", "/%61dmin/x", "/a%zz", "/a%+1", "/a%-1/b", "/a%2"])
     func unsafePathsAreRefused(path: String) {
         #expect(Router.unsafePath(path) != nil, "\(path)")
     }

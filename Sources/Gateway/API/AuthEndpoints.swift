@@ -22,7 +22,11 @@ struct AuthEndpoints {
         return .json(HTTPResponseStatus(statusCode: status), .object([("code", .int(Int64(status))), ("error_code", .string(code)), ("msg", .string(message))]))
     }
 
-    func error(_ failure: AuthService.Failure) -> LocalResponse { error(failure.status, failure.code, failure.message) }
+    func error(_ failure: AuthService.Failure) -> LocalResponse {
+        var response = error(failure.status, failure.code, failure.message)
+        response.note = failure.detail
+        return response
+    }
 
     func answer() async -> LocalResponse {
         let sub = String(request.path.dropFirst(api.runtime.authPath.count))
@@ -71,7 +75,10 @@ struct AuthEndpoints {
             switch await authenticated(requireSession: true) {
             case .failure(let response): return response
             case .success(let identity):
-                guard let userID = identity.userID, let user = try? await api.store.user(id: userID), !user.disabled else {
+                guard let userID = identity.userID else { return error(403, "user_not_found", "User from sub claim in JWT does not exist") }
+                let found: User?
+                do { found = try await api.store.user(id: userID) } catch { return self.error(.storage(error)) }
+                guard let user = found, !user.disabled else {
                     return error(403, "user_not_found", "User from sub claim in JWT does not exist")
                 }
                 return .json(.ok, LocalAPI.userJSON(user))
@@ -84,10 +91,8 @@ struct AuthEndpoints {
                 do {
                     try await api.auth.logout(userID: userID, sessionID: identity.sessionID, scope: request.query["scope"] ?? "global")
                     return .empty(.noContent)
-                } catch let failure as AuthService.Failure {
-                    return self.error(failure)
                 } catch {
-                    return self.error(500, "unexpected_failure", "\(error)")
+                    return self.error(error)
                 }
             }
         default:
@@ -104,8 +109,12 @@ struct AuthEndpoints {
             return .failure(error(403, "bad_jwt", "invalid JWT: \(failure.reason.rawValue): \(failure.message)"))
         case .success(let identity)?:
             if requireSession {
-                guard let sessionID = identity.sessionID, let session = try? await api.store.session(id: sessionID),
-                      session.isLive(at: Timestamp.now()), session.userID == identity.userID
+                guard let sessionID = identity.sessionID else {
+                    return .failure(error(403, "session_not_found", "Session from session_id claim in JWT does not exist"))
+                }
+                let found: Session?
+                do { found = try await api.store.session(id: sessionID) } catch { return .failure(self.error(.storage(error))) }
+                guard let session = found, session.isLive(at: Timestamp.now()), session.userID == identity.userID
                 else { return .failure(error(403, "session_not_found", "Session from session_id claim in JWT does not exist")) }
             }
             return .success(identity)

@@ -30,6 +30,8 @@ struct LocalResponse: Error, Sendable {  // an Error so refusals can travel in a
     var status: HTTPResponseStatus
     var headers = HTTPHeaders()
     var body: [UInt8] = []
+    /// Why, for the access log only (a store's own error, say): never sent.
+    var note: String? = nil
 
     static func json(_ status: HTTPResponseStatus, _ value: JSONValue, headers: [(String, String)] = []) -> LocalResponse {
         var response = LocalResponse(status: status, body: Array((value.serialized() + "\n").utf8))

@@ -26,9 +26,13 @@ struct SessionEndpoints {
         }
         guard let userID = identity.userID else { return error(.unauthorized, "invalid_token", "missing_claim: token has no sub") }
         // A token whose own session ended (logout, reuse, admin) may not manage sessions.
-        if let own = identity.sessionID, let session = try? await api.store.session(id: own), !session.isLive(at: Timestamp.now()) {
-            return withChallenge(error(.unauthorized, "invalid_token", "session_revoked: the token's session \(own) has ended"),
-                                 AuthFailure(.sessionRevoked, "the token's session has ended"))
+        if let own = identity.sessionID {
+            let found: Session?
+            do { found = try await api.store.session(id: own) } catch { return unavailable(error) }
+            if let session = found, !session.isLive(at: Timestamp.now()) {
+                return withChallenge(error(.unauthorized, "invalid_token", "session_revoked: the token's session \(own) has ended"),
+                                     AuthFailure(.sessionRevoked, "the token's session has ended"))
+            }
         }
         let isService = identity.role == "service_role"
         let now = Timestamp.now()
@@ -78,8 +82,15 @@ struct SessionEndpoints {
             case .storage: return error(.serviceUnavailable, failure.code.rawValue, failure.message)
             }
         } catch {
-            return self.error(.serviceUnavailable, "runtime_unavailable", "\(error)")
+            return unavailable(error)
         }
+    }
+
+    /// The store failed: 503, its own error in the access log, not in the answer.
+    private func unavailable(_ error: any Error) -> LocalResponse {
+        var response = self.error(.serviceUnavailable, "runtime_unavailable", "the session store failed; try again later")
+        response.note = "storage: \(String(reflecting: error))"
+        return response
     }
 
     /// A live session the caller may see: their own, or any in their tenant for service_role.

@@ -52,11 +52,15 @@ public struct Router: Sendable {
         // upstream would route "/%61dmin" as "/admin".
         var index = lowered.startIndex
         while let percent = lowered[index...].firstIndex(of: "%") {
-            let hex = lowered[lowered.index(after: percent)...].prefix(2)
-            guard hex.count == 2, let value = UInt8(hex, radix: 16) else { return "malformed percent-encoding in the path" }
+            let hex = lowered[lowered.index(after: percent)...].utf8.prefix(2)
+            // Two hex digits exactly (`UInt8(_:radix:)` would also take "+1").
+            guard hex.count == 2, let high = HTTPScan.hexDigit(hex.first!), let low = HTTPScan.hexDigit(hex.last!) else {
+                return "malformed percent-encoding in the path"
+            }
+            let value = high << 4 | low
             let c = Character(Unicode.Scalar(value))
             if c.isLetter && c.isASCII || c.isNumber && c.isASCII || "-._~".contains(c) {
-                return "percent-encoded unreserved character %\(hex.uppercased()) in the path is not accepted"
+                return "percent-encoded unreserved character %\(String(decoding: hex, as: UTF8.self).uppercased()) in the path is not accepted"
             }
             index = lowered.index(percent, offsetBy: 3, limitedBy: lowered.endIndex) ?? lowered.endIndex
         }

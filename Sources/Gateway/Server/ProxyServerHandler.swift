@@ -853,13 +853,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             .assumeIsolated().whenComplete { result in
             guard self.local === local else { return }
             self.local = nil
-            let response: LocalResponse
+            var response: LocalResponse
             switch result {
             case .success(let answer): response = answer
             case .failure(let error):
                 // GoTrue's error shape; the store hung (a database gone): 503, not a hang.
                 response = LocalResponse.json(.serviceUnavailable, .object([("code", .int(503)), ("error_code", .string("runtime_unavailable")),
                                                                             ("msg", .string("\(error)"))]))
+                response.note = "\(error)"
             }
             var headers = response.headers
             headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
@@ -878,7 +879,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
             self.server.requestFinished(route: "local", status: Int(response.status.code), method: local.head.method.rawValue, uri: local.head.uri,
                                         requestID: local.requestID, started: local.started, upstream: nil, identity: nil,
-                                        bytesIn: local.body.count, bytesOut: response.body.count, note: nil)
+                                        bytesIn: local.body.count, bytesOut: response.body.count, note: response.note)
             self.resumeClientReads()
         }
     }

@@ -26,8 +26,21 @@ public final class AuthService: Sendable {
         public let status: Int
         public let code: String
         public let message: String
-        public init(_ status: Int, _ code: String, _ message: String) { self.status = status; self.code = code; self.message = message }
-        public var description: String { "\(status) \(code): \(message)" }
+        /// What went wrong inside, for the gateway's log only: never sent to the client.
+        public let detail: String?
+        public init(_ status: Int, _ code: String, _ message: String, detail: String? = nil) {
+            self.status = status
+            self.code = code
+            self.message = message
+            self.detail = detail
+        }
+        public var description: String { "\(status) \(code): \(message)" + (detail.map { " (\($0))" } ?? "") }
+
+        /// The store failed: 503 (the client may try again, as Supabase clients do for 5xx
+        /// gateway answers), with the store's own error in the log rather than in the answer.
+        public static func storage(_ error: any Error) -> Failure {
+            Failure(503, "runtime_unavailable", "The session store failed; try again later", detail: "storage: \(String(reflecting: error))")
+        }
     }
 
     /// What a successful login or refresh hands back.
@@ -70,7 +83,7 @@ public final class AuthService: Sendable {
         let user = User(id: IDs.uuid(), email: email, appMetadata: #"{"provider":"email","providers":["email"]}"#, userMetadata: userMetadata,
                         createdAt: now, updatedAt: now)
         let inserted: Bool
-        do { inserted = try await store.insertUser(user, passwordHash: hash) } catch { throw Failure(500, "unexpected_failure", "storage: \(error)") }
+        do { inserted = try await store.insertUser(user, passwordHash: hash) } catch { throw Failure.storage(error) }
         guard inserted else { throw Failure(422, "user_already_exists", "User already registered") }
         return try await startSession(for: user, now: now)
     }
@@ -79,7 +92,7 @@ public final class AuthService: Sendable {
         let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
         try checkRate(ip: ip, email: email)
         let found: (user: User, passwordHash: String)?
-        do { found = try await store.user(email: email) } catch { throw Failure(500, "unexpected_failure", "storage: \(error)") }
+        do { found = try await store.user(email: email) } catch { throw Failure.storage(error) }
         // Hash even for an unknown email so both answers take the same time.
         let stored = found?.passwordHash ?? Self.decoyHash
         let ok = await Self.offload { PasswordHash.verify(password, against: stored) }
@@ -104,7 +117,7 @@ public final class AuthService: Sendable {
         } catch let error as RuntimeError where error.code == .sessionLimit {
             throw Failure(429, "over_session_limit", error.message)
         } catch {
-            throw Failure(500, "unexpected_failure", "storage: \(error)")
+            throw Failure.storage(error)
         }
         return try grant(user: user, session: session, refresh: refresh, now: now)
     }
@@ -117,7 +130,7 @@ public final class AuthService: Sendable {
         let next = Self.newRefreshToken()
         let outcome: RefreshRotation
         do { outcome = try await store.rotateRefresh(hash: SHA256.hex(token), newHash: SHA256.hex(next), at: now) } catch {
-            throw Failure(500, "unexpected_failure", "storage: \(error)")
+            throw Failure.storage(error)
         }
         switch outcome {
         case .unknown: throw Failure(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
@@ -127,7 +140,7 @@ public final class AuthService: Sendable {
             throw Failure(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
         case .rotated(let session):
             let user: User?
-            do { user = try await store.user(id: session.userID) } catch { throw Failure(500, "unexpected_failure", "storage: \(error)") }
+            do { user = try await store.user(id: session.userID) } catch { throw Failure.storage(error) }
             guard let user, !user.disabled else { throw Failure(400, "user_not_found", "User from refresh token not found") }
             return try grant(user: user, session: session, refresh: next, now: now)
         }
@@ -149,7 +162,7 @@ public final class AuthService: Sendable {
         } catch let failure as Failure {
             throw failure
         } catch {
-            throw Failure(500, "unexpected_failure", "storage: \(error)")
+            throw Failure.storage(error)
         }
     }
 
@@ -176,7 +189,7 @@ public final class AuthService: Sendable {
             let signer = try preferred ?? ring.signingKey()
             token = try TokenSigner.sign(claims: claims, key: signer.key, algorithm: signer.algorithm)
         } catch {
-            throw Failure(500, "unexpected_failure", "cannot sign: \(error)")
+            throw Failure(500, "unexpected_failure", "The access token could not be signed", detail: "cannot sign: \(error)")
         }
         return Grant(accessToken: token, refreshToken: refresh, expiresIn: Int(settings.accessTokenTTL), expiresAt: Int(exp), user: user, session: session)
     }
