@@ -228,7 +228,7 @@ import Testing
         #expect(gw.child.process.isRunning)
     }
 
-    @Test func failedConnectTriesTheNextUpstreamForIdempotentMethods() throws {
+    @Test func failedConnectTriesTheNextUpstreamAndEjectsTheFailedOne() throws {
         let up = try TestUpstream(name: "alive")
         let gw = try TestGateway(config: """
         [[route]]
@@ -236,11 +236,23 @@ import Testing
         upstream = ["http://127.0.0.1:1", "\(up.url)"]
         auth = "public"
         """, keys: Self.keys)
+        // A POST is not retried: the first one whose turn is the refusing upstream gets 502,
+        // and that upstream is ejected (it would have been half of all POSTs).
+        var first: [Int] = []
+        while first.count < 3, !first.contains(502) {
+            first.append(try Curl.request(gw.url + "/echo", ["-X", "POST", "--data", "x"]).status)
+        }
+        #expect(first.last == 502, "the first POST sent to the refusing upstream: \(first)")
+        #expect(gw.child.stdout.contains("upstream ejected") || gw.child.stderr.contains("upstream ejected"), "the ejection is logged")
+        let posts = try (0..<6).map { _ in try Curl.request(gw.url + "/echo", ["-X", "POST", "--data", "x"]).status }
+        #expect(posts == Array(repeating: 200, count: 6), "POSTs go to the live upstream while the other is ejected: \(posts)")
+        let chunked = try (0..<4).map { _ in try Curl.request(gw.url + "/echo", ["-X", "POST", "-H", "Transfer-Encoding: chunked", "--data", "x"]).status }
+        #expect(chunked == Array(repeating: 200, count: 4), "the full path too: \(chunked)")
         for _ in 0..<4 {
             #expect(try Curl.request(gw.url + "/echo").json?["name"]?.string == "alive")
         }
-        let posts = try (0..<4).map { _ in try Curl.request(gw.url + "/echo", ["-X", "POST", "--data", "x"]).status }
-        #expect(posts.contains(502) && posts.contains(200), "POST is not retried: \(posts)")
+        let metrics = try Curl.request(gw.url + "/metrics").body
+        #expect(metrics.contains(#"gateway_upstream_connect_failures{upstream="127.0.0.1:1"} 1"#), "failures in a row, per upstream")
     }
 
     @Test func streamsAGibibyteEachWayInBoundedMemory() throws {

@@ -74,6 +74,11 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
+    /// `gateway_upstream_connect_failures{upstream}`: failed connects in a row (0 once one succeeds).
+    func upstreamConnectFailures(_ origin: String, _ count: Int) {
+        registry.makeGauge(name: "gateway_upstream_connect_failures", labels: [("upstream", origin)]).set(Double(count))
+    }
+
     func connectionOpened() { connectionsGauge.set(Double(connections.add(1, ordering: .relaxed).newValue)) }
     func connectionClosed() { connectionsGauge.set(Double(connections.subtract(1, ordering: .relaxed).newValue)) }
 

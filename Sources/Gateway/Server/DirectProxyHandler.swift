@@ -804,8 +804,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             switch result {
             case .success(let acquired):
                 exchange.reused = acquired.reused
+                if !acquired.reused { self.server.upstreamHealth.connected(exchange.upstream.origin) }
                 self.send(exchange, on: acquired.channel, handler: nil)
             case .failure(let error):
+                self.server.upstreamHealth.connectFailed(exchange.upstream.origin, error: ProxyServerHandler.describe(error))
                 if exchange.idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
                     exchange.attempt = 1
                     exchange.upstream = exchange.upstreams[1]

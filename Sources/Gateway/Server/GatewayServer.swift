@@ -13,6 +13,8 @@ import Synchronization
 public final class GatewayServer: Sendable {
     public let group: MultiThreadedEventLoopGroup
     let metrics: GatewayMetrics
+    /// Passive upstream health (failed connects eject an origin for a while), kept across reloads.
+    let upstreamHealth: UpstreamHealth
     let sessions: any SessionLookup
     let localAPI: LocalAPI
     public let store: any StateStore
@@ -60,8 +62,10 @@ public final class GatewayServer: Sendable {
         self.group = group
         keys = try KeyStore(directory: config.auth.keys)
         remote = config.auth.jwksURLs.isEmpty ? nil : RemoteJWKS(urls: config.auth.jwksURLs, keys: keys, eventLoopGroup: group, logger: logger)
-        current = Mutex(GatewayState(config: config, keys: keys, onUnknownKid: Self.unknownKidHook(remote)))
-        metrics = GatewayMetrics()
+        let metrics = GatewayMetrics()
+        self.metrics = metrics
+        upstreamHealth = UpstreamHealth(logger: logger) { origin, failures in metrics.upstreamConnectFailures(origin, failures) }
+        current = Mutex(GatewayState(config: config, keys: keys, health: upstreamHealth, onUnknownKid: Self.unknownKidHook(remote)))
         self.store = store
         var settings = AuthService.Settings(issuer: config.auth.issuers.first ?? "http://\(config.server.host):\(config.server.port)\(config.runtime.authPath)")
         settings.audience = config.auth.audiences.first ?? "authenticated"
@@ -173,7 +177,7 @@ public final class GatewayServer: Sendable {
             logger.warning("reload: [auth] keys moved; restart to read keys from \(config.auth.keys)")
         }
         try keys.reload()
-        let next = GatewayState(config: config, keys: keys, onUnknownKid: Self.unknownKidHook(remote))
+        let next = GatewayState(config: config, keys: keys, health: upstreamHealth, onUnknownKid: Self.unknownKidHook(remote))
         current.withLock { $0 = next }
         stateGeneration.add(1, ordering: .releasing)
         logger.info("reload: config and keys in service", metadata: ["routes": "\(config.routes.count)", "keys": "\(keys.ring.keys.count)"])

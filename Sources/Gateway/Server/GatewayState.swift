@@ -18,8 +18,12 @@ final class GatewayState: Sendable {
     /// The routes by reference, so a request holds one pointer rather than a copy of a route.
     let routeEntries: [RouteEntry]
 
-    init(config: GatewayConfig, keys: KeyStore, onUnknownKid: (@Sendable () -> Void)? = nil) {
+    /// Passive upstream health, the server's (it outlives reloads).
+    let health: UpstreamHealth?
+
+    init(config: GatewayConfig, keys: KeyStore, health: UpstreamHealth? = nil, onUnknownKid: (@Sendable () -> Void)? = nil) {
         self.config = config
+        self.health = health
         router = Router(routes: config.routes)
         verifier = TokenVerifier(keys: keys, policy: config.auth.policy, maximumTokenSize: config.auth.maxTokenSize,
                                  cacheCapacity: config.auth.cacheSize)
@@ -54,11 +58,13 @@ final class GatewayState: Sendable {
         return nil
     }
 
-    /// The upstream order for one request: round robin from the route's cursor.
+    /// The upstream order for one request: round robin from the route's cursor, ejected
+    /// upstreams (failed connects, `UpstreamHealth`) moved last.
     func upstreams(for route: RouteConfig) -> [Upstream] {
         guard route.upstreams.count > 1, cursors.indices.contains(route.index) else { return route.upstreams }
         let start = Int(cursors[route.index].next() % UInt64(route.upstreams.count))
-        return Array(route.upstreams[start...] + route.upstreams[..<start])
+        let order = Array(route.upstreams[start...] + route.upstreams[..<start])
+        return health?.prefer(order) ?? order
     }
 }
 

@@ -606,8 +606,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             switch result {
             case .success(let acquired):
                 exchange.reusedConnection = acquired.reused
+                if !acquired.reused { self.server.upstreamHealth.connected(exchange.upstream.origin) }
                 self.attach(exchange, acquired.channel)
             case .failure(let error):
+                self.server.upstreamHealth.connectFailed(exchange.upstream.origin, error: Self.describe(error))
                 let idempotent = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE].contains(exchange.head.method)
                 if idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
                     exchange.attempt = 1

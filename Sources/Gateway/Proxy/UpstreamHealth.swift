@@ -1,0 +1,84 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Passive health of upstream origins, from the connects requests make (no probe traffic).
+///
+/// An origin that refuses or times out a connect is ejected: routes with several upstreams
+/// put it last in their order until its ejection ends, so requests that cannot be retried
+/// (a POST) go to the others instead of failing half the time. The ejection lasts 5 s and
+/// doubles with each further failure in a row, up to 60 s (Envoy's outlier detection grows
+/// its ejection time the same way); a connect that succeeds clears the origin. When every
+/// upstream of a route is ejected the route's usual order is used: a request still tries.
+/// Routes with one upstream are not reordered, so their requests never read this.
+///
+/// Kept by the server, across reloads: the origins are the same machines.
+final class UpstreamHealth: Sendable {
+    struct Ejection: Sendable {
+        var until: UInt64
+        var failures: Int
+    }
+    private let ejections = Mutex<[String: Ejection]>([:])
+    /// Origins with an ejection recorded: zero lets the request path skip the lock.
+    private let recorded = Atomic<Int>(0)
+    private let logger: Logger
+    /// Told the failures in a row of an origin when they change (0 once it connects again).
+    private let report: @Sendable (String, Int) -> Void
+    static let firstEjection: UInt64 = 5_000_000_000
+    static let longestEjection: UInt64 = 60_000_000_000
+
+    init(logger: Logger, report: @escaping @Sendable (String, Int) -> Void = { _, _ in }) {
+        self.logger = logger
+        self.report = report
+    }
+
+    /// A connect to `origin` failed (refused, unreachable, timed out).
+    func connectFailed(_ origin: String, error: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        let ejection: Ejection = ejections.withLock { table in
+            var entry = table[origin] ?? Ejection(until: 0, failures: 0)
+            if table[origin] == nil { recorded.add(1, ordering: .relaxed) }
+            entry.failures += 1
+            let length = min(Self.firstEjection << UInt64(min(entry.failures - 1, 8)), Self.longestEjection)
+            entry.until = now &+ length
+            table[origin] = entry
+            return entry
+        }
+        report(origin, ejection.failures)
+        logger.warning("upstream ejected", metadata: [
+            "upstream": "\(origin)", "for_s": "\(Double(ejection.until &- now) / 1e9)", "failures_in_a_row": "\(ejection.failures)", "reason": "\(error)",
+        ])
+    }
+
+    /// A connect to `origin` succeeded.
+    func connected(_ origin: String) {
+        guard recorded.load(ordering: .relaxed) > 0 else { return }
+        let cleared: Ejection? = ejections.withLock { table in
+            guard let entry = table.removeValue(forKey: origin) else { return nil }
+            recorded.subtract(1, ordering: .relaxed)
+            return entry
+        }
+        if let cleared {
+            report(origin, 0)
+            logger.info("upstream back", metadata: ["upstream": "\(origin)", "after_failures": "\(cleared.failures)"])
+        }
+    }
+
+    /// Whether `origin` is ejected now.
+    func isEjected(_ origin: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Bool {
+        guard recorded.load(ordering: .relaxed) > 0 else { return false }
+        return ejections.withLock { $0[origin].map { now < $0.until } ?? false }
+    }
+
+    /// `order` with the ejected upstreams moved to the end (kept in their order), unless all are.
+    func prefer(_ order: [Upstream], now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> [Upstream] {
+        guard recorded.load(ordering: .relaxed) > 0 else { return order }
+        let ejected: [Bool] = ejections.withLock { table in order.map { table[$0.origin].map { now < $0.until } ?? false } }
+        guard ejected.contains(true), ejected.contains(false) else { return order }
+        return order.indices.filter { !ejected[$0] }.map { order[$0] } + order.indices.filter { ejected[$0] }.map { order[$0] }
+    }
+
+    /// The origins ejected now, for /readyz-style reporting and tests.
+    func ejected(now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> [String] {
+        ejections.withLock { $0.filter { now < $0.value.until }.keys.sorted() }
+    }
+}
