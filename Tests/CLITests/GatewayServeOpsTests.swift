@@ -230,29 +230,49 @@ import Testing
 
     @Test func failedConnectTriesTheNextUpstreamAndEjectsTheFailedOne() throws {
         let up = try TestUpstream(name: "alive")
-        let gw = try TestGateway(config: """
+        let config = """
         [[route]]
         path = "/"
         upstream = ["http://127.0.0.1:1", "\(up.url)"]
         auth = "public"
-        """, keys: Self.keys)
-        // A POST is not retried: the first one whose turn is the refusing upstream gets 502,
-        // and that upstream is ejected (it would have been half of all POSTs).
-        var first: [Int] = []
-        while first.count < 3, !first.contains(502) {
-            first.append(try Curl.request(gw.url + "/echo", ["-X", "POST", "--data", "x"]).status)
+        """
+        func logged(_ gw: TestGateway, _ text: String) -> Bool {
+            for _ in 0..<100 {
+                if gw.child.stdout.contains(text) || gw.child.stderr.contains(text) { return true }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            return false
         }
-        #expect(first.last == 502, "the first POST sent to the refusing upstream: \(first)")
-        #expect(gw.child.stdout.contains("upstream ejected") || gw.child.stderr.contains("upstream ejected"), "the ejection is logged")
-        let posts = try (0..<6).map { _ in try Curl.request(gw.url + "/echo", ["-X", "POST", "--data", "x"]).status }
-        #expect(posts == Array(repeating: 200, count: 6), "POSTs go to the live upstream while the other is ejected: \(posts)")
-        let chunked = try (0..<4).map { _ in try Curl.request(gw.url + "/echo", ["-X", "POST", "-H", "Transfer-Encoding: chunked", "--data", "x"]).status }
-        #expect(chunked == Array(repeating: 200, count: 4), "the full path too: \(chunked)")
-        for _ in 0..<4 {
+        // GET is retried on the next upstream: every answer comes from the live one, though
+        // round robin sends the first attempt of one in two to the refusing one.
+        let gw = try TestGateway(config: config, keys: Self.keys)
+        for _ in 0..<2 {
             #expect(try Curl.request(gw.url + "/echo").json?["name"]?.string == "alive")
         }
-        let metrics = try Curl.request(gw.url + "/metrics").body
-        #expect(metrics.contains(#"gateway_upstream_connect_failures{upstream="127.0.0.1:1"} 1"#), "failures in a row, per upstream")
+        #expect(logged(gw, "upstream ejected"), "the refusing upstream is ejected")
+
+        // A POST is not retried: on a new gateway, the first POST whose turn is the refusing
+        // upstream gets 502, and that upstream is ejected (it would have been half of all POSTs).
+        for fullPath in [false, true] {
+            let gw = try TestGateway(config: config, keys: Self.keys)
+            // Transfer-Encoding: chunked takes the full path (NIOHTTP1), Content-Length the direct one.
+            let post = ["-X", "POST", "--data", "x"] + (fullPath ? ["-H", "Transfer-Encoding: chunked"] : [])
+            var first: [Int] = []
+            while first.count < 3, !first.contains(502) {
+                first.append(try Curl.request(gw.url + "/echo", post).status)
+            }
+            let ejectedAt = Date()
+            #expect(first.last == 502, "full path \(fullPath): the first POST sent to the refusing upstream: \(first)")
+            let posts = try (0..<6).map { _ in try Curl.request(gw.url + "/echo", post).status }
+            let metrics = try Curl.request(gw.url + "/metrics").body
+            // The ejection lasts 5 s; on a machine too slow to send seven requests in 4 s the
+            // order after it is not this test's to check.
+            if Date().timeIntervalSince(ejectedAt) < 4 {
+                #expect(posts == Array(repeating: 200, count: 6), "full path \(fullPath): POSTs go to the live upstream meanwhile: \(posts)")
+                #expect(metrics.contains(#"gateway_upstream_connect_failures{upstream="127.0.0.1:1"} 1"#), "failures in a row, per upstream")
+            }
+            #expect(logged(gw, "upstream ejected"))
+        }
     }
 
     @Test func streamsAGibibyteEachWayInBoundedMemory() throws {

@@ -57,12 +57,15 @@ import Testing
     /// logins, /user and the session API answer 503 runtime_unavailable, the store's own error
     /// goes to the access log and not to the client, and the gateway keeps serving.
     @Test func storeFailuresAre503WithTheCauseLoggedNotSent() throws {
-        let gw = try TestGateway(config: Self.runtimeConfig, keys: GatewayServeTests.keys)
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: Self.runtimeConfig + "[[route]]\npath = \"/s/\"\nupstream = \"\(up.url)\"\nsession = \"required\"\n",
+                                 keys: GatewayServeTests.keys)
         let email = "store-\(UUID().uuidString.prefix(8).lowercased())@example.com"
         let user = try Self.signUp(gw, email)
         let database = gw.directory + "/data/gateway.db"
-        _ = try CLI.run(["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE refresh_tokens'); c.execute('DROP TABLE sessions'); c.execute('DROP TABLE users'); c.commit()", database],
-                        executable: "/usr/bin/env")
+        let drop = try CLI.run(["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=10); c.execute('DROP TABLE refresh_tokens'); c.execute('DROP TABLE sessions'); c.execute('DROP TABLE users'); c.commit()", database],
+                               executable: "/usr/bin/env")
+        #expect(drop.status == 0, "\(drop.stderr)")
 
         let login = try Curl.request(gw.url + "/auth/v1/token?grant_type=password", ["-X", "POST", "--data", #"{"email":"\#(email)","password":"long-enough-1"}"#])
         #expect(login.status == 503 && login.json?["error_code"]?.string == "runtime_unavailable", "\(login.status) \(login.body)")
@@ -70,7 +73,11 @@ import Testing
         #expect(me.status == 503 && me.json?["code"]?.string == "runtime_unavailable", "a store failure is not a missing session: \(me.status) \(me.body)")
         let session = try Curl.request(gw.url + "/api/session/\(user.session)", Curl.bearer(user.token))
         #expect(session.status == 503 && session.json?["error"]?.string == "runtime_unavailable", "\(session.status) \(session.body)")
-        for answer in [login, me, session] {
+        let refresh = try Curl.request(gw.url + "/auth/v1/token?grant_type=refresh_token", ["-X", "POST", "--data", #"{"refresh_token":"\#(user.refresh)"}"#])
+        #expect(refresh.status == 503 && refresh.json?["error_code"]?.string == "runtime_unavailable", "\(refresh.status) \(refresh.body)")
+        let proxied = try Curl.request(gw.url + "/s/x", Curl.bearer(user.token))
+        #expect(proxied.status == 503 && proxied.json?["error"]?.string == "unavailable", "a session = \"required\" route: \(proxied.status) \(proxied.body)")
+        for answer in [login, me, session, refresh, proxied] {
             #expect(!answer.body.contains("no such table") && !answer.body.lowercased().contains("sqlite"), "the store's error stays inside: \(answer.body)")
         }
         #expect(gw.child.stdout.contains("no such table"), "the store's error is in the access log")

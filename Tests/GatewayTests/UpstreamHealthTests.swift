@@ -1,4 +1,6 @@
+import Glibc
 import Logging
+import NIOCore
 import Synchronization
 import Testing
 
@@ -8,18 +10,19 @@ import Testing
 @Suite struct UpstreamHealthTests {
     let a = Upstream("http://10.0.0.1:80")!, b = Upstream("http://10.0.0.2:80")!, c = Upstream("http://10.0.0.3:80")!
     let second: UInt64 = 1_000_000_000
+    let refused = IOError(errnoCode: ECONNREFUSED, reason: "connect")
 
     @Test func ejectionDoublesWithFailuresInARowAndIsCapped() {
         let reports = Mutex<[Int]>([])
         let health = UpstreamHealth(logger: Logger(label: "test")) { _, n in reports.withLock { $0.append(n) } }
         #expect(!health.isEjected(a.origin, now: 0))
-        health.connectFailed(a.origin, error: "refused", now: 0)
+        health.connectFailed(a.origin, error: refused, now: 0)
         #expect(health.isEjected(a.origin, now: 5 * second - 1))
         #expect(!health.isEjected(a.origin, now: 5 * second), "5 s after the first failure")
-        health.connectFailed(a.origin, error: "refused", now: 5 * second)
+        health.connectFailed(a.origin, error: refused, now: 5 * second)
         #expect(health.isEjected(a.origin, now: 15 * second - 1) && !health.isEjected(a.origin, now: 15 * second), "then 10 s")
         var now = 15 * second
-        for _ in 0..<10 { health.connectFailed(a.origin, error: "refused", now: now); now += 60 * second }
+        for _ in 0..<10 { health.connectFailed(a.origin, error: refused, now: now); now += 60 * second }
         now -= 60 * second
         #expect(health.isEjected(a.origin, now: now + 60 * second - 1) && !health.isEjected(a.origin, now: now + 60 * second), "at most 60 s")
         health.connected(a.origin)
@@ -30,14 +33,52 @@ import Testing
     @Test func ejectedUpstreamsGoLastUnlessAllAre() {
         let health = UpstreamHealth(logger: Logger(label: "test"))
         #expect(health.prefer([a, b, c], now: 0) == [a, b, c])
-        health.connectFailed(a.origin, error: "timed out", now: 0)
+        health.connectFailed(a.origin, error: refused, now: 0)
         #expect(health.prefer([a, b, c], now: 1) == [b, c, a])
         #expect(health.prefer([c, a, b], now: 1) == [c, b, a], "the others keep their round-robin order")
-        health.connectFailed(b.origin, error: "timed out", now: 0)
+        health.connectFailed(b.origin, error: refused, now: 0)
         #expect(health.prefer([a, b, c], now: 1) == [c, a, b])
-        health.connectFailed(c.origin, error: "timed out", now: 0)
+        health.connectFailed(c.origin, error: refused, now: 0)
         #expect(health.prefer([b, c, a], now: 1) == [b, c, a], "all ejected: the usual order, a request still tries")
         #expect(health.prefer([a, b, c], now: 5 * second) == [a, b, c], "ejections over")
         #expect(health.ejected(now: 1) == [a.origin, b.origin, c.origin])
+    }
+
+    @Test func failuresWhileEjectedDoNotCountAndALongGapStartsAgain() {
+        let reports = Mutex<[Int]>([])
+        let health = UpstreamHealth(logger: Logger(label: "test")) { _, n in reports.withLock { $0.append(n) } }
+        health.connectFailed(a.origin, error: refused, now: 0)
+        // Connects already under way when it was ejected fail too: the ejection stays 5 s.
+        for k in 1...50 { health.connectFailed(a.origin, error: refused, now: UInt64(k) * 10_000_000) }
+        #expect(!health.isEjected(a.origin, now: 5 * second))
+        #expect(reports.withLock { $0 } == [1])
+        // Failing again soon after it is back: twice as long.
+        health.connectFailed(a.origin, error: refused, now: 6 * second)
+        #expect(health.isEjected(a.origin, now: 16 * second - 1) && !health.isEjected(a.origin, now: 16 * second))
+        // An hour later a failure is the first of a new run.
+        health.connectFailed(a.origin, error: refused, now: 3600 * second)
+        #expect(!health.isEjected(a.origin, now: 3605 * second))
+        #expect(reports.withLock { $0 } == [1, 2, 1])
+    }
+
+    @Test func failuresThatAreNotTheUpstreamsAreNotCounted() {
+        let health = UpstreamHealth(logger: Logger(label: "test"))
+        health.connectFailed(a.origin, error: IOError(errnoCode: EMFILE, reason: "socket"), now: 0)
+        health.connectFailed(a.origin, error: EventLoopError.shutdown, now: 0)
+        #expect(!health.anyRecorded && !health.isEjected(a.origin, now: 1))
+        health.connectFailed(a.origin, error: ChannelError.connectTimeout(.seconds(1)), now: 0)
+        #expect(health.isEjected(a.origin, now: 1))
+    }
+
+    @Test func aReloadForgetsOriginsNoRouteNames() {
+        let reports = Mutex<[String]>([])
+        let health = UpstreamHealth(logger: Logger(label: "test")) { origin, n in reports.withLock { $0.append("\(origin)=\(n)") } }
+        health.connectFailed(a.origin, error: refused, now: 0)
+        health.connectFailed(b.origin, error: refused, now: 0)
+        health.keep(origins: [b.origin, c.origin])
+        #expect(health.ejected(now: 1) == [b.origin])
+        #expect(reports.withLock { $0 } == ["\(a.origin)=1", "\(b.origin)=1", "\(a.origin)=0"])
+        health.connected(b.origin)
+        #expect(!health.anyRecorded)
     }
 }

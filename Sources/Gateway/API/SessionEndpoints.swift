@@ -79,7 +79,7 @@ struct SessionEndpoints {
             case .sessionLimit: return error(.tooManyRequests, failure.code.rawValue, failure.message)
             case .notFound: return error(.notFound, failure.code.rawValue, failure.message)
             case .invalidIntent: return error(.badRequest, failure.code.rawValue, failure.message)
-            case .storage: return error(.serviceUnavailable, failure.code.rawValue, failure.message)
+            case .storage: return unavailable(failure)
             }
         } catch {
             return unavailable(error)

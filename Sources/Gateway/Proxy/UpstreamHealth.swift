@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 
 /// Passive health of upstream origins, from the connects requests make (no probe traffic).
@@ -32,21 +33,51 @@ final class UpstreamHealth: Sendable {
         self.report = report
     }
 
-    /// A connect to `origin` failed (refused, unreachable, timed out).
-    func connectFailed(_ origin: String, error: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
-        let ejection: Ejection = ejections.withLock { table in
+    /// A connect to `origin` failed (refused, unreachable, timed out). Failures while it is
+    /// ejected (connects already under way when it was) neither lengthen the ejection nor
+    /// count: the next ejection doubles only if the origin fails again once back. Failures
+    /// that say nothing about the upstream (this process out of descriptors or memory, the
+    /// event loop shutting down) are not counted.
+    func connectFailed(_ origin: String, error: any Error, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        guard Self.isUpstreamsFault(error) else { return }
+        let ejection: Ejection? = ejections.withLock { table in
             var entry = table[origin] ?? Ejection(until: 0, failures: 0)
+            if now < entry.until { return nil }
             if table[origin] == nil { recorded.add(1, ordering: .relaxed) }
+            // Long after the last ejection ended, a failure starts a new run.
+            if now >= entry.until &+ Self.longestEjection { entry.failures = 0 }
             entry.failures += 1
             let length = min(Self.firstEjection << UInt64(min(entry.failures - 1, 8)), Self.longestEjection)
             entry.until = now &+ length
             table[origin] = entry
             return entry
         }
+        guard let ejection else { return }
         report(origin, ejection.failures)
         logger.warning("upstream ejected", metadata: [
-            "upstream": "\(origin)", "for_s": "\(Double(ejection.until &- now) / 1e9)", "failures_in_a_row": "\(ejection.failures)", "reason": "\(error)",
+            "upstream": "\(origin)", "for_s": "\(Double(ejection.until &- now) / 1e9)", "failures_in_a_row": "\(ejection.failures)",
+            "reason": "\(ProxyServerHandler.describe(error))",
         ])
+    }
+
+    static func isUpstreamsFault(_ error: any Error) -> Bool {
+        if error is EventLoopError { return false }
+        if let io = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(io.errnoCode) { return false }
+        return true
+    }
+
+    /// Whether any origin has a failure recorded (a cheap test before `connected`).
+    var anyRecorded: Bool { recorded.load(ordering: .relaxed) > 0 }
+
+    /// After a reload: origins no route names any more are forgotten.
+    func keep(origins: Set<String>) {
+        let dropped: [String] = ejections.withLock { table in
+            let gone = table.keys.filter { !origins.contains($0) }
+            for origin in gone { table.removeValue(forKey: origin) }
+            recorded.subtract(gone.count, ordering: .relaxed)
+            return gone
+        }
+        for origin in dropped { report(origin, 0) }
     }
 
     /// A connect to `origin` succeeded.

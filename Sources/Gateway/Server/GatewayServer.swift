@@ -180,6 +180,7 @@ public final class GatewayServer: Sendable {
         let next = GatewayState(config: config, keys: keys, health: upstreamHealth, onUnknownKid: Self.unknownKidHook(remote))
         current.withLock { $0 = next }
         stateGeneration.add(1, ordering: .releasing)
+        upstreamHealth.keep(origins: Set(config.routes.flatMap { $0.upstreams.map(\.origin) }))
         logger.info("reload: config and keys in service", metadata: ["routes": "\(config.routes.count)", "keys": "\(keys.ring.keys.count)"])
     }
 

@@ -508,8 +508,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             context.eventLoop.makeFutureWithTask { try await lookup.status(of: sessionID, for: who) }.assumeIsolated().whenComplete { result in
                 guard self.exchange === exchange else { return }
                 switch result {
-                case .failure(let error):
+                case .failure(let error as RuntimeTimeout):
                     self.fail(exchange, .unavailable("the runtime could not be reached: \(error)"))
+                case .failure(let error):
+                    // The store's own error is for the log, not the client.
+                    self.fail(exchange, .unavailable("the runtime could not be reached: the session store failed"),
+                              note: "the session store failed: \(String(reflecting: error))")
                 case .success(let status):
                     if let (reason, message) = status.check(who, now: Timestamp.now()) {
                         self.server.metrics.verification(reason.rawValue)
@@ -609,7 +613,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 if !acquired.reused { self.server.upstreamHealth.connected(exchange.upstream.origin) }
                 self.attach(exchange, acquired.channel)
             case .failure(let error):
-                self.server.upstreamHealth.connectFailed(exchange.upstream.origin, error: Self.describe(error))
+                self.server.upstreamHealth.connectFailed(exchange.upstream.origin, error: error)
                 let idempotent = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE].contains(exchange.head.method)
                 if idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
                     exchange.attempt = 1
@@ -813,11 +817,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     /// The exchange failed before a response head reached the client: answer it here.
-    private func fail(_ exchange: Exchange, _ response: ErrorResponse) {
+    /// `note`: the access log's reason, when it says more than the answer may (a store's error).
+    private func fail(_ exchange: Exchange, _ response: ErrorResponse, note: String? = nil) {
         exchange.timer?.cancel()
         self.exchange = nil
         let keepAlive = exchange.keepAlive && exchange.requestEnded && !server.isDraining
-        finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
+        finish(exchange, status: Int(response.status.code), reusable: false, note: note ?? response.reason)
         if !exchange.requestEnded {
             discarding = true
             closeAfterDiscard = true
@@ -833,7 +838,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.timer?.cancel()
         if let channel = exchange.channel {
             exchange.handler?.delegate = nil
-            if reusable { pool.release(channel, exchange.upstream) } else { channel.close(promise: nil) }
+            if reusable {
+                pool.release(channel, exchange.upstream)
+                if server.upstreamHealth.anyRecorded { server.upstreamHealth.connected(exchange.upstream.origin) }
+            } else {
+                channel.close(promise: nil)
+            }
         }
         server.requestFinished(route: exchange.route.name, status: status, method: exchange.head.method.rawValue, uri: exchange.head.uri,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
@@ -860,9 +870,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             case .success(let answer): response = answer
             case .failure(let error):
                 // GoTrue's error shape; the store hung (a database gone): 503, not a hang.
+                let message = error is RuntimeTimeout ? "\(error)" : "the runtime failed"
                 response = LocalResponse.json(.serviceUnavailable, .object([("code", .int(503)), ("error_code", .string("runtime_unavailable")),
-                                                                            ("msg", .string("\(error)"))]))
-                response.note = "\(error)"
+                                                                            ("msg", .string(message))]))
+                response.note = "\(String(reflecting: error))"
             }
             var headers = response.headers
             headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
