@@ -275,6 +275,71 @@ import Testing
         }
     }
 
+    /// `[cors]`: preflights answered here (allowed or refused with the reason), before routes
+    /// and tokens; every answer to an allowed origin carries the CORS headers, the gateway's
+    /// 401 included; an upstream's own CORS headers are replaced; without `[cors]` a preflight
+    /// is proxied as before.
+    @Test func corsPolicyAnswersPreflightsAndMarksEveryAnswer() throws {
+        let up = try TestUpstream(name: "up")
+        let app = "https://app.example.com"
+        let gw = try TestGateway(config: """
+        [cors]
+        allow_origins = ["\(app)", "http://localhost:3000"]
+        allow_credentials = true
+
+        [[route]]
+        path = "/api/"
+        upstream = "\(up.url)"
+        auth = "required"
+
+        [[route]]
+        path = "/open/"
+        upstream = "\(up.url)"
+        auth = "public"
+        """, keys: Self.keys)
+        func preflight(_ path: String, origin: String = app, method: String = "POST", headers: String = "authorization, content-type, x-client-info") throws -> Curl.Response {
+            try Curl.request(gw.url + path, ["-X", "OPTIONS", "-H", "Origin: \(origin)", "-H", "Access-Control-Request-Method: \(method)",
+                                             "-H", "Access-Control-Request-Headers: \(headers)"])
+        }
+        for path in ["/api/items", "/auth/v1/token?grant_type=password", "/nowhere"] {
+            let ok = try preflight(path)
+            #expect(ok.status == 204 && ok.body.isEmpty, "\(path): \(ok.status) \(ok.body)")
+            #expect(ok.headers["access-control-allow-origin"] == app && ok.headers["access-control-allow-credentials"] == "true")
+            #expect(ok.headers["access-control-allow-methods"]?.contains("POST") == true && ok.headers["access-control-allow-headers"]?.contains("x-client-info") == true)
+            #expect(ok.headers["access-control-max-age"] == "600" && ok.headers["vary"]?.contains("Origin") == true)
+        }
+        for (refused, why) in [(try preflight("/api/items", origin: "https://evil.example"), "origin https://evil.example is not allowed"),
+                               (try preflight("/api/items", method: "TRACE"), "method TRACE is not allowed"),
+                               (try preflight("/api/items", headers: "authorization, x-evil"), "request header x-evil is not allowed")] {
+            #expect(refused.status == 403 && refused.json?["error"]?.string == "cors_refused", "\(refused.status) \(refused.body)")
+            #expect(refused.json?["reason"]?.string?.hasPrefix(why) == true, "\(refused.body)")
+            #expect(refused.headers["access-control-allow-origin"] == nil)
+        }
+
+        // The gateway's own refusal is readable by the app: 401 with the CORS headers.
+        let unauthorized = try Curl.request(gw.url + "/api/echo", ["-H", "Origin: \(app)"])
+        #expect(unauthorized.status == 401 && unauthorized.headers["access-control-allow-origin"] == app)
+        #expect(unauthorized.headers["access-control-expose-headers"]?.contains("www-authenticate") == true)
+        let token = try GatewayServeTests.token()
+        let proxied = try Curl.request(gw.url + "/api/echo", ["-H", "Origin: http://localhost:3000"] + Curl.bearer(token))
+        #expect(proxied.status == 200 && proxied.json?["name"]?.string == "up" && proxied.headers["access-control-allow-origin"] == "http://localhost:3000")
+        #expect(proxied.headers["vary"]?.contains("Origin") == true)
+
+        // The upstream's own CORS answer is replaced under the policy, with an Origin or without.
+        let replaced = try Curl.request(gw.url + "/open/cors", ["-H", "Origin: \(app)"])
+        #expect(replaced.status == 200 && replaced.headers["access-control-allow-origin"] == app && replaced.headers["access-control-allow-methods"] == nil, "\(replaced.headers)")
+        let noOrigin = try Curl.request(gw.url + "/open/cors")
+        #expect(noOrigin.status == 200 && noOrigin.headers["access-control-allow-origin"] == nil && noOrigin.headers["vary"]?.contains("Origin") == true,
+                "the direct path too: \(noOrigin.headers)")
+        let other = try Curl.request(gw.url + "/open/echo", ["-H", "Origin: https://evil.example"])
+        #expect(other.status == 200 && other.headers["access-control-allow-origin"] == nil, "an origin not allowed reads nothing")
+
+        // Without [cors], a preflight is an OPTIONS request like any other: proxied.
+        let plain = try TestGateway(config: "[[route]]\npath = \"/open/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
+        let passed = try Curl.request(plain.url + "/open/echo", ["-X", "OPTIONS", "-H", "Origin: \(app)", "-H", "Access-Control-Request-Method: POST"])
+        #expect(passed.status == 200 && passed.json?["method"]?.string == "OPTIONS")
+    }
+
     @Test func streamsAGibibyteEachWayInBoundedMemory() throws {
         let size = Int(ProcessInfo.processInfo.environment["GATEWAY_STREAM_BYTES"] ?? "") ?? 1 << 30
         let up = try TestUpstream()

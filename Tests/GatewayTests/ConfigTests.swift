@@ -173,6 +173,23 @@ import Testing
         #expect(Router.upstreamURI(route: root, upstream: root.upstreams[0], path: "/a/b", query: "x=1") == "/root/a/b?x=1")
     }
 
+    @Test func corsSectionIsChecked() throws {
+        let config = try GatewayConfig.parse("[cors]\nallow_origins = [\"https://App.Example.com\", \"http://[::1]:3000\"]\nmax_age = \"1h\"\n")
+        #expect(config.cors?.allowOrigins == ["https://app.example.com", "http://[::1]:3000"] && config.cors?.maxAge == 3600)
+        #expect(try GatewayConfig.parse("").cors == nil, "off unless configured")
+        func issues(_ text: String) -> String {
+            do { _ = try GatewayConfig.parse(text); return "" } catch { return error.issues.map(\.message).joined(separator: " | ") }
+        }
+        #expect(issues("[cors]\nallow_origins = [\"https://app.example.com/\"]\n").contains("an origin has no path: write https://app.example.com"))
+        #expect(issues("[cors]\nallow_origins = [\"app.example.com\"]\n").contains("expected scheme://host[:port]"))
+        #expect(issues("[cors]\nallow_origins = \"*\"\nallow_credentials = true\n").contains("cannot be true with allow_origins = \"*\""))
+        #expect(issues("[cors]\nallow_credentials = true\n").contains("name at least one origin"))
+        #expect(issues("[cors]\nallow_origins = \"*\"\nallow_methods = [\"get\"]\n").contains("not an upper-case method name"))
+        #expect(issues("[cors]\nallow_origins = \"*\"\nallow_headers = [\"x y\"]\n").contains("not a header name"))
+        #expect(issues("[cors]\nallow_origins = \"*\"\nmax_age = \"2d\"\n").contains("expected"))
+        #expect(issues("[cors]\nallow_origin = \"*\"\n").contains("did you mean \"allow_origins\""))
+    }
+
     @Test(arguments: ["/public/../admin/x", "/public/%2e%2e/admin", "/a/./b", "/a%2Fb", "/a\\b", "/x/%2E%2e/y", "/..", "//admin/x", "/%61dmin/x", "/a%zz", "/a%+1", "/a%-1/b", "/a%2"])
     func unsafePathsAreRefused(path: String) {
         #expect(Router.unsafePath(path) != nil, "\(path)")

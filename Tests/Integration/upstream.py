@@ -10,6 +10,7 @@ Endpoints (any method):
   /slow?ms=N        waits N ms, then answers like /echo
   /reset            closes the connection without answering
   /status?code=N    answers with status N and a JSON body
+  /cors             answers 200 with its own Access-Control-Allow-Origin: * and -Methods: *
   /connections      how many TCP connections this upstream has accepted
 Prints "upstream listening on PORT" once ready.
 """
@@ -160,6 +161,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.endswith("/connections"):
             self.read_body()
             self.answer(200, {"name": NAME, "connections": accepted})
+            return
+        if path.endswith("/cors"):
+            # An upstream that answers CORS on its own (the gateway's [cors] policy replaces it).
+            self.read_body()
+            self.answer(200, {"name": NAME}, extra=[("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "*")])
             return
         if path.endswith("/status"):
             self.read_body()

@@ -4,13 +4,15 @@ import TOMLKit
 
 /// gateway.conf, parsed once into plain values. A reload parses a new one and swaps it in.
 ///
-/// Sections: `[server]`, `[auth]`, `[identity]`, `[[route]]`. Unknown keys are errors.
+/// Sections: `[server]`, `[auth]`, `[identity]`, `[runtime]`, `[cors]`, `[[route]]`. Unknown keys are errors.
 /// Relative paths are resolved against the folder holding the config file.
 public struct GatewayConfig: Sendable {
     public var server = ServerConfig()
     public var auth = AuthConfig()
     public var identity = IdentityConfig()
     public var runtime = RuntimeConfig()
+    /// `[cors]`, if the gateway answers CORS for browsers.
+    public var cors: CORSConfig?
     /// Routes in file order; the first match wins.
     public var routes: [RouteConfig] = []
     /// Where the file was read from ("" when built in code).
@@ -39,7 +41,7 @@ public struct GatewayConfig: Sendable {
         var reader = ConfigReader(text: text)
         var config = GatewayConfig()
         config.file = file
-        reader.checkKeys(root, at: "", known: ["server", "auth", "identity", "runtime", "route"])
+        reader.checkKeys(root, at: "", known: ["server", "auth", "identity", "runtime", "cors", "route"])
         if let server = reader.table(root, "server", at: "") {
             config.server = ServerConfig.read(server, &reader)
         }
@@ -55,6 +57,9 @@ public struct GatewayConfig: Sendable {
         }
         if let identity = reader.table(root, "identity", at: "") {
             config.identity = IdentityConfig.read(identity, &reader)
+        }
+        if let cors = reader.table(root, "cors", at: "") {
+            config.cors = CORSConfig.read(cors, &reader)
         }
         if let routes = root["route"] {
             if let array = routes.array {

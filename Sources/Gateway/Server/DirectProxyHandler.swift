@@ -530,6 +530,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             case 6 where HTTPScan.equalsLowercase(p, name, "cookie"):
                 guard cookie == nil else { return .handOver }
                 cookie = field.value
+            case 6 where HTTPScan.equalsLowercase(p, name, "origin"):
+                // A browser's request under a [cors] policy: the full path adds the CORS headers.
+                if state.config.cors != nil { return .handOver }
             case 6 where HTTPScan.equalsLowercase(p, name, "expect"):
                 // 100-continue is answered here once the request is admitted; other
                 // expectations go to the full path.
@@ -923,6 +926,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// Parses the buffered response head once complete: stages the client's head and returns
     /// the bytes after it. Nil while incomplete or when the exchange ended.
     private func readResponseHead(_ exchange: Exchange) -> ByteBuffer? {
+        let corsOn = currentState().config.cors != nil
         while var buffered = exchange.responseHead {
             enum Head { case incomplete, informational(Int), malformed(String), ready(Int) }
             var contentLength: Int? = nil, chunked = false, otherCoding = false, upstreamClose = false, status = 0, http10 = false
@@ -981,6 +985,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                         dropped.insert(index)
                     default:
                         if HTTPScan.isAny(p, name, of: HopByHop.responseNameBytes) { dropped.insert(index) }
+                        // Under a [cors] policy the gateway is the CORS authority: an upstream's
+                        // own Access-Control-* headers go (a cache could hand them to a browser).
+                        if corsOn, name.count > 15, HTTPScan.equalsLowercase(p, name.lowerBound..<(name.lowerBound + 15), "access-control-") { dropped.insert(index) }
                     }
                 }
                 if sawCoding {
@@ -1044,6 +1051,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     exchange.clientClose = true
                     exchange.upstreamKeepAlive = false
                 }
+                // The answer to this request (no Origin) would differ for one with an Origin.
+                if corsOn { out.writeStaticString("vary: Origin\r\n") }
                 exchange.writeRequestIDField(into: &out, close: exchange.clientClose)
                 staged = out
                 clientNeedsFlush = true

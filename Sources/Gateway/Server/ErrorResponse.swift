@@ -32,6 +32,8 @@ struct ErrorResponse {
     }
     static func badGateway(_ why: String) -> ErrorResponse { ErrorResponse(status: .badGateway, error: "bad_gateway", reason: why) }
     static func gatewayTimeout(_ why: String) -> ErrorResponse { ErrorResponse(status: .gatewayTimeout, error: "gateway_timeout", reason: why) }
+    /// A CORS preflight the `[cors]` policy does not allow.
+    static func corsRefused(_ why: String) -> ErrorResponse { ErrorResponse(status: .forbidden, error: "cors_refused", reason: why) }
     static func unavailable(_ why: String) -> ErrorResponse { ErrorResponse(status: .serviceUnavailable, error: "unavailable", reason: why) }
 
     func body(requestID: String) -> String {

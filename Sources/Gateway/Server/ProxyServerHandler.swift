@@ -39,6 +39,25 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var malformedAnswered = false
     /// The last answer the gateway wrote itself, written once this completes.
     private var answered: EventLoopFuture<Void>?
+    /// `[cors]` is on for the request being answered, and the headers its answers get (nil
+    /// when its Origin is not allowed, or it has none). Set as each request begins: requests
+    /// are answered one at a time, in order.
+    private var corsOn = false
+    private var cors: [(String, String)]? = nil
+
+    /// With `[cors]` on, the gateway is the CORS authority: an upstream's own CORS headers go,
+    /// the gateway's are added for an allowed origin, and the answer varies by Origin.
+    private func applyCORS(_ headers: inout HTTPHeaders, fromUpstream: Bool = false) {
+        guard corsOn else { return }
+        if fromUpstream {
+            for name in ["access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers",
+                         "access-control-allow-methods", "access-control-allow-headers", "access-control-max-age"] {
+                headers.remove(name: name)
+            }
+        }
+        if !headers["vary"].contains(where: { $0.lowercased().contains("origin") || $0 == "*" }) { headers.add(name: "vary", value: "Origin") }
+        for (name, value) in cors ?? [] { headers.add(name: name, value: value) }
+    }
     /// Closes the connection once it has been idle for `[server] idle_timeout`.
     private var idleTask: Scheduled<Void>?
     /// Pipelined requests that arrived while another was in progress, replayed in order once
@@ -399,6 +418,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         var head = received
         let requestID = Self.requestID(from: head.headers)
         let keepAlive = head.isKeepAlive && !server.isDraining
+        let origin = state.config.cors == nil ? nil : head.headers.first(name: "origin")
+        corsOn = state.config.cors != nil
+        cors = origin.flatMap { origin in state.config.cors.flatMap { $0.allows(origin) ? $0.responseHeaders(origin: origin) : nil } }
         if head.method != .CONNECT, let (authority, target) = Self.absoluteForm(head.uri) {
             // RFC 9112 section 3.2.2: a server accepts the absolute form, and its authority is
             // the host (the Host field is ignored). Routed and forwarded in origin form.
@@ -438,6 +460,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             return reject(.badRequest(why), head: head, requestID: requestID, route: "-")
         }
 
+        if let policy = state.config.cors, let origin, head.method == .OPTIONS, let method = head.headers.first(name: "access-control-request-method") {
+            // A preflight: answered here, before routes and tokens (it carries no credentials).
+            switch policy.preflight(origin: origin, method: method, headers: head.headers[canonicalForm: "access-control-request-headers"].joined(separator: ",")) {
+            case .success(let headers):
+                return respondPreflight(headers, head: head, requestID: requestID, keepAlive: keepAlive)
+            case .failure(let refusal):
+                cors = nil  // a refused preflight allows nothing
+                return reject(.corsRefused(refusal.reason), head: head, requestID: requestID, route: "-")
+            }
+        }
         if head.method == .GET || head.method == .HEAD, let answer = server.builtIn(path: path, state: state) {
             return respondBuiltIn(answer, head: head, requestID: requestID, keepAlive: keepAlive)
         }
@@ -687,6 +719,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             var headers = head.headers
             HopByHop.strip(&headers, keepChunked: false, names: HopByHop.responseNames)
             headers.replaceOrAdd(name: "x-request-id", value: exchange.requestID)
+            applyCORS(&headers, fromUpstream: true)
             var keepAlive = exchange.keepAlive && !server.isDraining
             if exchange.head.version.minor == 0, !headers.contains(name: "content-length") { keepAlive = false }
             if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
@@ -881,6 +914,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             headers.replaceOrAdd(name: "cache-control", value: headers.first(name: "cache-control") ?? "no-store")
             let keepAlive = local.head.isKeepAlive && !self.server.isDraining
             if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+            self.applyCORS(&headers)
             self.context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: local.head.version, status: response.status, headers: headers))), promise: nil)
             if !response.body.isEmpty, local.head.method != .HEAD {
                 var buffer = self.context.channel.allocator.buffer(capacity: response.body.count)
@@ -910,7 +944,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let body = response.body(requestID: requestID)
         var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
         buffer.writeString(body)
-        context.write(wrapOutboundOut(.head(response.head(version: version, requestID: requestID, contentLength: buffer.readableBytes, keepAlive: keepAlive))), promise: nil)
+        var responseHead = response.head(version: version, requestID: requestID, contentLength: buffer.readableBytes, keepAlive: keepAlive)
+        applyCORS(&responseHead.headers)
+        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
@@ -925,12 +961,32 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         headers.add(name: "x-request-id", value: requestID)
         headers.add(name: "cache-control", value: "no-store")
         if !keepAlive { headers.add(name: "connection", value: "close") }
+        applyCORS(&headers)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: answer.status, headers: headers))), promise: nil)
         if head.method != .HEAD {
             var buffer = context.channel.allocator.buffer(capacity: answer.body.count)
             buffer.writeBytes(answer.body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
+        discarding = true
+        closeAfterDiscard = !keepAlive
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        answered = promise.futureResult
+        if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+    }
+
+    /// 204 to a preflight the `[cors]` policy allows.
+    private func respondPreflight(_ allowed: [(String, String)], head: HTTPRequestHead, requestID: String, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-length", value: "0")
+        headers.add(name: "x-request-id", value: requestID)
+        headers.add(name: "vary", value: "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+        for (name, value) in allowed { headers.add(name: name, value: value) }
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        server.requestFinished(route: "-", status: 204, method: head.method.rawValue, uri: head.uri, requestID: requestID, started: DispatchTime.now().uptimeNanoseconds,
+                               upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: "CORS preflight")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .noContent, headers: headers))), promise: nil)
         discarding = true
         closeAfterDiscard = !keepAlive
         let promise = context.eventLoop.makePromise(of: Void.self)
