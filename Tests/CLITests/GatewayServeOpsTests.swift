@@ -316,7 +316,17 @@ import Testing
             #expect(refused.headers["access-control-allow-origin"] == nil)
         }
 
-        // The gateway's own refusal is readable by the app: 401 with the CORS headers.
+        // Several Access-Control-Request-Headers fields make one list.
+        let twoFields = ["-X", "OPTIONS", "-H", "Origin: \(app)", "-H", "Access-Control-Request-Method: GET", "-H", "Access-Control-Request-Headers: authorization"]
+        #expect(try Curl.request(gw.url + "/api/x", twoFields + ["-H", "Access-Control-Request-Headers: apikey"]).status == 204)
+        #expect(try Curl.request(gw.url + "/api/x", twoFields + ["-H", "Access-Control-Request-Headers: x-evil"]).status == 403)
+
+        // The gateway's own answers are readable by the app: its endpoints, and its 401.
+        for path in ["/auth/v1/settings", "/healthz"] {
+            let own = try Curl.request(gw.url + path, ["-H", "Origin: \(app)"])
+            #expect(own.status == 200 && own.headers["access-control-allow-origin"] == app, "\(path): \(own.headers)")
+        }
+        #expect(try Curl.request(gw.url + "/api/echo", ["-H", "Origin: https://evil.example"]).headers["access-control-allow-origin"] == nil)
         let unauthorized = try Curl.request(gw.url + "/api/echo", ["-H", "Origin: \(app)"])
         #expect(unauthorized.status == 401 && unauthorized.headers["access-control-allow-origin"] == app)
         #expect(unauthorized.headers["access-control-expose-headers"]?.contains("www-authenticate") == true)
@@ -328,6 +338,8 @@ import Testing
         // The upstream's own CORS answer is replaced under the policy, with an Origin or without.
         let replaced = try Curl.request(gw.url + "/open/cors", ["-H", "Origin: \(app)"])
         #expect(replaced.status == 200 && replaced.headers["access-control-allow-origin"] == app && replaced.headers["access-control-allow-methods"] == nil, "\(replaced.headers)")
+        let raw = try CLI.run(["-s", "-D", "-", "-o", "/dev/null", "-H", "Origin: \(app)", gw.url + "/open/cors"], executable: "/usr/bin/curl").stdout
+        #expect(raw.lowercased().components(separatedBy: "access-control-allow-origin:").count == 2, "exactly one: \(raw)")
         let noOrigin = try Curl.request(gw.url + "/open/cors")
         #expect(noOrigin.status == 200 && noOrigin.headers["access-control-allow-origin"] == nil && noOrigin.headers["vary"]?.contains("Origin") == true,
                 "the direct path too: \(noOrigin.headers)")

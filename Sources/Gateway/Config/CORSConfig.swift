@@ -27,7 +27,12 @@ public struct CORSConfig: Sendable {
 
     /// Whether `origin` (the request's Origin header) may read answers.
     func allows(_ origin: String) -> Bool {
-        anyOrigin || allowOrigins.contains(origin.lowercased())
+        anyOrigin || allowOrigins.contains(Self.asciiLowercased(origin))
+    }
+
+    /// Lower case for ASCII letters only (`lowercased()` would also map, say, the Kelvin sign to "k").
+    static func asciiLowercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
     /// The headers added to an answer to `origin` (allowed).
@@ -68,7 +73,7 @@ public struct CORSConfig: Sendable {
             for origin in origins where origin != "*" {
                 if let why = Self.originProblem(origin) { reader.fail("cors.allow_origins", "\"\(origin)\": \(why)") }
             }
-            cors.allowOrigins = origins.map { $0.lowercased() }
+            cors.allowOrigins = origins.map(Self.asciiLowercased)
         }
         if cors.allowOrigins.isEmpty { reader.fail("cors.allow_origins", "name at least one origin (\"https://app.example.com\"), or \"*\" for any") }
         if let methods = reader.strings(table, "allow_methods", at: at) {

@@ -142,6 +142,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var upstreamKeepAlive = true
         var clientClose = false
         var lastActivity: UInt64 = 0
+        /// `[cors]` was on when the request was read (a reload meanwhile does not change its answer).
+        var corsOn = false
 
         lazy var method: String = head.getString(at: head.readerIndex + methodRange.lowerBound, length: methodRange.count) ?? ""
         lazy var target: String = head.getString(at: head.readerIndex + targetRange.lowerBound, length: targetRange.count) ?? ""
@@ -713,6 +715,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                                 idempotent: idempotent, keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart,
                                 upstreams: upstreams, bodyLength: contentLength ?? 0)
         exchange.expectContinue = expectContinue && (contentLength ?? 0) > 0
+        exchange.corsOn = state.config.cors != nil
         return .forward(exchange, consumed: end)
     }
 
@@ -926,7 +929,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// Parses the buffered response head once complete: stages the client's head and returns
     /// the bytes after it. Nil while incomplete or when the exchange ended.
     private func readResponseHead(_ exchange: Exchange) -> ByteBuffer? {
-        let corsOn = currentState().config.cors != nil
+        let corsOn = exchange.corsOn
         while var buffered = exchange.responseHead {
             enum Head { case incomplete, informational(Int), malformed(String), ready(Int) }
             var contentLength: Int? = nil, chunked = false, otherCoding = false, upstreamClose = false, status = 0, http10 = false

@@ -50,12 +50,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func applyCORS(_ headers: inout HTTPHeaders, fromUpstream: Bool = false) {
         guard corsOn else { return }
         if fromUpstream {
-            for name in ["access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers",
-                         "access-control-allow-methods", "access-control-allow-headers", "access-control-max-age"] {
-                headers.remove(name: name)
-            }
+            let names = Set(headers.map { $0.name.lowercased() }.filter { $0.hasPrefix("access-control-") })
+            for name in names { headers.remove(name: name) }
         }
-        if !headers["vary"].contains(where: { $0.lowercased().contains("origin") || $0 == "*" }) { headers.add(name: "vary", value: "Origin") }
+        if !headers[canonicalForm: "vary"].contains(where: { $0.lowercased() == "origin" || $0 == "*" }) { headers.add(name: "vary", value: "Origin") }
         for (name, value) in cors ?? [] { headers.add(name: name, value: value) }
     }
     /// Closes the connection once it has been idle for `[server] idle_timeout`.
@@ -213,7 +211,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         pendingRead = false
         if let local, !local.dispatched {
             self.local = nil
-            return answerMalformed()
+            return answerMalformed(ownRequest: true)
         }
         if let exchange, !exchange.requestEnded {
             self.exchange = nil
@@ -221,7 +219,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // Part of its response already went out: all the client can be told is the close.
             if exchange.headWritten { return context.close(promise: nil) }
             queued.removeAll()
-            return answerMalformed(requestID: exchange.requestID, logged: true)
+            return answerMalformed(requestID: exchange.requestID, logged: true, ownRequest: true)
         }
         // A request queued behind the one in flight whose body did not end: the bad bytes are
         // its own. It is answered by the 400 (the requests before it are answered first).
@@ -245,9 +243,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         answerMalformed()
     }
 
-    private func answerMalformed(requestID: String = RequestIDs.next(), logged: Bool = false) {
+    /// `ownRequest`: the bad bytes are the body of the request begun last, whose CORS headers
+    /// the answer keeps; otherwise they are a request never read (no Origin known).
+    private func answerMalformed(requestID: String = RequestIDs.next(), logged: Bool = false, ownRequest: Bool = false) {
         guard let response = malformed, !malformedAnswered else { return }
         malformedAnswered = true
+        if !ownRequest { cors = nil }
         idleTask?.cancel()
         idleTask = nil
         if !logged {
@@ -418,7 +419,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         var head = received
         let requestID = Self.requestID(from: head.headers)
         let keepAlive = head.isKeepAlive && !server.isDraining
-        let origin = state.config.cors == nil ? nil : head.headers.first(name: "origin")
+        // One Origin field or none (browsers never send two; two allow nothing).
+        let origins = state.config.cors == nil ? [] : head.headers["origin"]
+        let origin = origins.count == 1 ? origins[0] : nil
         corsOn = state.config.cors != nil
         cors = origin.flatMap { origin in state.config.cors.flatMap { $0.allows(origin) ? $0.responseHeaders(origin: origin) : nil } }
         if head.method != .CONNECT, let (authority, target) = Self.absoluteForm(head.uri) {
@@ -460,6 +463,21 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             return reject(.badRequest(why), head: head, requestID: requestID, route: "-")
         }
 
+        var headerBytes = uri.utf8.count
+        for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
+        if headerBytes > state.config.server.maxHeaderBytes {
+            return reject(.headersTooLarge("request head is \(headerBytes) bytes, the limit is \(state.config.server.maxHeaderBytes)"), head: head, requestID: requestID, route: "-")
+        }
+        let hosts = head.headers["host"]
+        if hosts.count > 1 || (hosts.isEmpty && head.version.minor >= 1) {
+            return reject(.badRequest(hosts.isEmpty ? "HTTP/1.1 requests need a Host header" : "more than one Host header"), head: head, requestID: requestID, route: "-")
+        }
+        if let value = hosts.first {
+            var value = value
+            if !value.withUTF8({ HTTPScan.isValidHost(UnsafeRawBufferPointer($0), 0..<$0.count) }) {
+                return reject(.badRequest("the Host header is not a host name or [IPv6] with an optional :port"), head: head, requestID: requestID, route: "-")
+            }
+        }
         if let policy = state.config.cors, let origin, head.method == .OPTIONS, let method = head.headers.first(name: "access-control-request-method") {
             // A preflight: answered here, before routes and tokens (it carries no credentials).
             switch policy.preflight(origin: origin, method: method, headers: head.headers[canonicalForm: "access-control-request-headers"].joined(separator: ",")) {
@@ -478,21 +496,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // Its body must keep coming (the idle timeout between bytes).
             armIdle()
             return
-        }
-        var headerBytes = uri.utf8.count
-        for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
-        if headerBytes > state.config.server.maxHeaderBytes {
-            return reject(.headersTooLarge("request head is \(headerBytes) bytes, the limit is \(state.config.server.maxHeaderBytes)"), head: head, requestID: requestID, route: "-")
-        }
-        let hosts = head.headers["host"]
-        if hosts.count > 1 || (hosts.isEmpty && head.version.minor >= 1) {
-            return reject(.badRequest(hosts.isEmpty ? "HTTP/1.1 requests need a Host header" : "more than one Host header"), head: head, requestID: requestID, route: "-")
-        }
-        if let value = hosts.first {
-            var value = value
-            if !value.withUTF8({ HTTPScan.isValidHost(UnsafeRawBufferPointer($0), 0..<$0.count) }) {
-                return reject(.badRequest("the Host header is not a host name or [IPv6] with an optional :port"), head: head, requestID: requestID, route: "-")
-            }
         }
         let host = hosts.first.map { value in
             var value = value
