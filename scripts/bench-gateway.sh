@@ -14,7 +14,9 @@
 # noise that last seconds, a ratio of two loads seconds apart says more than one of two loads
 # in different spells. Every pair is printed, then per row the median ratios and how many
 # pairs meet the row's target (the issue's: plain >= 1.0, ES256 >= 3.0, RS256 >= 2.0,
-# HS256 >= 1.0, ES256-unique >= 1.0; p99 no worse than HAProxy's).
+# HS256 >= 1.0, ES256-unique >= 1.0; p99 no worse than HAProxy's). Each pair also gives the
+# CPU time each proxy's process spent per request: on two cores shared with wrk and nginx, a
+# proxy's requests/s depend on how the scheduler shares them out, its CPU per request much less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
@@ -59,8 +61,19 @@ pairs=${PAIRS:-6}
 if [ "$pairs" -gt 0 ]; then
   slice=${SLICE:-4s}
   echo "every row in $pairs interleaved pairs (wrk -t${PEERS_THREADS:-1} -c${PEERS_CONNECTIONS:-64} -d$slice each, HAProxy and gateway back to back, order swapped every pair)"
-  printf '%-14s %4s %12s %10s %12s %10s %9s %9s\n' kind pair haproxy_rps p99_ms gateway_rps p99_ms rps_ratio p99_ratio
+  echo "(us/req: CPU time of the proxy's process per request, user + system, from /proc over the load; cpu_ratio < 1: the gateway spends less)"
+  printf '%-14s %4s %12s %10s %12s %10s %9s %9s %8s %8s %9s\n' kind pair haproxy_rps p99_ms gateway_rps p99_ms rps_ratio p99_ratio hap_us gw_us cpu_ratio
   summary=$work/summary
+  haproxy_pid=$(cat "$PEERS_DIR/haproxy.run.pid")
+  tick_us=$(awk -v t="$(getconf CLK_TCK)" 'BEGIN { print 1000000 / t }')
+  # cpu_load PID PORT KIND: a load, and " ticks=N": the CPU clock ticks PID used meanwhile.
+  cpu_load() {
+    local before after out
+    before=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
+    out=$(PEERS_DURATION=$slice bash "$PEERS_SH" load "$2" "$3")
+    after=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
+    echo "$out ticks=$((after - before))"
+  }
   : > "$summary"
   median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
   for kind in none ES256 RS256 HS256 ES256-unique; do
@@ -70,24 +83,27 @@ if [ "$pairs" -gt 0 ]; then
     : > "$rows"
     for pair in $(seq 1 "$pairs"); do
       if [ $((pair % 2)) = 1 ]; then
-        peer=$(PEERS_DURATION=$slice bash "$PEERS_SH" load "$peer_port" "$kind"); ours=$(PEERS_DURATION=$slice bash "$PEERS_SH" load "$PORT" "$kind")
+        peer=$(cpu_load "$haproxy_pid" "$peer_port" "$kind"); ours=$(cpu_load "$gw" "$PORT" "$kind")
       else
-        ours=$(PEERS_DURATION=$slice bash "$PEERS_SH" load "$PORT" "$kind"); peer=$(PEERS_DURATION=$slice bash "$PEERS_SH" load "$peer_port" "$kind")
+        ours=$(cpu_load "$gw" "$PORT" "$kind"); peer=$(cpu_load "$haproxy_pid" "$peer_port" "$kind")
       fi
       prps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$peer"); grps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$ours")
       pp99=$(to_ms "$(sed -n 's/.*p99=\([^ ]*\).*/\1/p' <<<"$peer")"); gp99=$(to_ms "$(sed -n 's/.*p99=\([^ ]*\).*/\1/p' <<<"$ours")")
-      awk -v k="$kind" -v n="$pair" -v a="$prps" -v b="$pp99" -v c="$grps" -v d="$gp99" \
-        'BEGIN { printf "%-14s %4s %12.0f %10.2f %12.0f %10.2f %8.2fx %8.2fx\n", k, n, a, b, c, d, (a > 0 ? c / a : 0), (b > 0 ? d / b : 0) }' | tee -a "$rows"
+      pticks=$(sed -n 's/.*ticks=\([0-9]*\).*/\1/p' <<<"$peer"); gticks=$(sed -n 's/.*ticks=\([0-9]*\).*/\1/p' <<<"$ours")
+      awk -v k="$kind" -v n="$pair" -v a="$prps" -v b="$pp99" -v c="$grps" -v d="$gp99" -v pt="$pticks" -v gt="$gticks" -v us="$tick_us" -v s="${slice%s}" \
+        'BEGIN { pu = (a > 0 ? pt * us / (a * s) : 0); gu = (c > 0 ? gt * us / (c * s) : 0)
+                 printf "%-14s %4s %12.0f %10.2f %12.0f %10.2f %8.2fx %8.2fx %8.2f %8.2f %8.2fx\n", k, n, a, b, c, d, (a > 0 ? c / a : 0), (b > 0 ? d / b : 0), pu, gu, (pu > 0 ? gu / pu : 0) }' | tee -a "$rows"
     done
     rps_median=$(awk '{ sub(/x$/, "", $7); print $7 }' "$rows" | median)
     p99_median=$(awk '{ sub(/x$/, "", $8); print $8 }' "$rows" | median)
     met=$(awk -v t="$target" '{ sub(/x$/, "", $7); if ($7 + 0 >= t) n++ } END { print n + 0 }' "$rows")
     tail_met=$(awk '{ sub(/x$/, "", $8); if ($8 + 0 <= 1) n++ } END { print n + 0 }' "$rows")
-    printf '%-14s %8.2fx %8.2fx   rps_ratio >= %s in %s of %s pairs, p99_ratio <= 1 in %s of %s\n' \
-      "$kind" "$rps_median" "$p99_median" "$target" "$met" "$pairs" "$tail_met" "$pairs" >> "$summary"
+    cpu_median=$(awk '{ sub(/x$/, "", $11); print $11 }' "$rows" | median)
+    printf '%-14s %8.2fx %8.2fx %8.2fx   rps_ratio >= %s in %s of %s pairs, p99_ratio <= 1 in %s of %s\n' \
+      "$kind" "$rps_median" "$p99_median" "$cpu_median" "$target" "$met" "$pairs" "$tail_met" "$pairs" >> "$summary"
   done
   echo
   echo "medians of the pairs"
-  printf '%-14s %9s %9s\n' kind rps_ratio p99_ratio
+  printf '%-14s %9s %9s %9s\n' kind rps_ratio p99_ratio cpu_ratio
   cat "$summary"
 fi
