@@ -135,6 +135,9 @@ import Testing
         #expect(lines.count >= 10)
         #expect(lines.allSatisfy { (try? JSONDocument.parse(String($0))) != nil })
         #expect(!gw.child.stdout.contains(String(token.split(separator: ".")[2])), "a token reached the access log")
+        // A refusal's line counts the body it sent.
+        let noRouteLine = lines.last { $0.contains(#""path":"/nowhere""#) }.flatMap { try? JSONDocument.parse(String($0)).value }
+        #expect(noRouteLine?["bytes_out"]?.string == String(none.body.utf8.count), "\(String(describing: noRouteLine))")
     }
 
     /// A refusal's challenge reflects what the token says (kid, alg); a token whose header holds

@@ -253,8 +253,11 @@ public final class GatewayServer: Sendable {
     /// identity, refused before or instead of being proxied.
     func answeredHere(_ response: ErrorResponse, requestID: @autoclosure () -> String, route: String = "-", method: @autoclosure () -> String = "-",
                       uri: @autoclosure () -> String = "-", started: UInt64 = DispatchTime.now().uptimeNanoseconds, bytesIn: Int = 0) {
-        requestFinished(route: route, status: Int(response.status.code), method: method(), uri: uri(), requestID: requestID(), started: started,
-                        upstream: nil, identity: nil, bytesIn: bytesIn, bytesOut: 0, note: response.reason)
+        // The body's size, worked out only for the log (a HEAD answer has none).
+        let id = accessLog == nil ? "" : requestID(), verb = accessLog == nil ? "" : method()
+        let bytesOut = accessLog == nil || verb == "HEAD" ? 0 : response.body(requestID: id).utf8.count
+        requestFinished(route: route, status: Int(response.status.code), method: verb, uri: uri(), requestID: id, started: started,
+                        upstream: nil, identity: nil, bytesIn: bytesIn, bytesOut: bytesOut, note: response.reason)
     }
 
     /// The path without its query: query strings can carry tokens, and tokens are never logged.
