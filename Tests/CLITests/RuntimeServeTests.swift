@@ -76,7 +76,7 @@ import Testing
         let refresh = try Curl.request(gw.url + "/auth/v1/token?grant_type=refresh_token", ["-X", "POST", "--data", #"{"refresh_token":"\#(user.refresh)"}"#])
         #expect(refresh.status == 503 && refresh.json?["error_code"]?.string == "runtime_unavailable", "\(refresh.status) \(refresh.body)")
         let proxied = try Curl.request(gw.url + "/s/x", Curl.bearer(user.token))
-        #expect(proxied.status == 503 && proxied.json?["error"]?.string == "unavailable", "a session = \"required\" route: \(proxied.status) \(proxied.body)")
+        #expect(proxied.status == 503 && proxied.json?["error"]?.string == "runtime_unavailable", "a session = \"required\" route: \(proxied.status) \(proxied.body)")
         for answer in [login, me, session, refresh, proxied] {
             #expect(!answer.body.contains("no such table") && !answer.body.lowercased().contains("sqlite"), "the store's error stays inside: \(answer.body)")
         }

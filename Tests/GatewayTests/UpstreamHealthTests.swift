@@ -30,17 +30,19 @@ import Testing
         #expect(reports.withLock { $0 } == Array(1...12) + [0])
     }
 
-    @Test func ejectedUpstreamsGoLastUnlessAllAre() {
+    @Test func theOthersShareTheTurnsWhileOneIsEjected() {
         let health = UpstreamHealth(logger: Logger(label: "test"))
-        #expect(health.prefer([a, b, c], now: 0) == [a, b, c])
+        #expect(health.order([a, b, c], turn: 0, now: 0) == nil, "nothing ejected: the plain rotation")
         health.connectFailed(a.origin, error: refused, now: 0)
-        #expect(health.prefer([a, b, c], now: 1) == [b, c, a])
-        #expect(health.prefer([c, a, b], now: 1) == [c, b, a], "the others keep their round-robin order")
+        #expect(health.order([a, b, c], turn: 0, now: 1) == [b, c, a])
+        #expect(health.order([a, b, c], turn: 1, now: 1) == [c, b, a])
+        let firsts = (0..<10).compactMap { health.order([a, b, c], turn: UInt64($0), now: 1)?.first?.origin }
+        #expect(firsts.filter { $0 == b.origin }.count == 5 && firsts.filter { $0 == c.origin }.count == 5, "an equal share each: \(firsts)")
         health.connectFailed(b.origin, error: refused, now: 0)
-        #expect(health.prefer([a, b, c], now: 1) == [c, a, b])
+        #expect(health.order([a, b, c], turn: 7, now: 1) == [c, a, b])
         health.connectFailed(c.origin, error: refused, now: 0)
-        #expect(health.prefer([b, c, a], now: 1) == [b, c, a], "all ejected: the usual order, a request still tries")
-        #expect(health.prefer([a, b, c], now: 5 * second) == [a, b, c], "ejections over")
+        #expect(health.order([a, b, c], turn: 1, now: 1) == nil, "all ejected: the plain rotation, a request still tries")
+        #expect(health.order([a, b, c], turn: 1, now: 5 * second) == nil, "ejections over")
         #expect(health.ejected(now: 1) == [a.origin, b.origin, c.origin])
     }
 

@@ -24,6 +24,11 @@ public struct CORSConfig: Sendable {
     public init() {}
 
     var anyOrigin: Bool { allowOrigins.contains("*") }
+    /// `"*"` in allow_methods / allow_headers: whatever a preflight asks for (as Envoy and Kong
+    /// read it), answered by naming what was asked (browsers take a literal `*` only without
+    /// credentials).
+    var anyMethod: Bool { allowMethods.contains("*") }
+    var anyHeader: Bool { allowHeaders.contains("*") }
 
     /// Whether `origin` (the request's Origin header) may read answers.
     func allows(_ origin: String) -> Bool {
@@ -49,18 +54,22 @@ public struct CORSConfig: Sendable {
     /// A preflight's answer: the headers to add to a 204, or why it is refused.
     func preflight(origin: String, method: String, headers requested: String?) -> Result<[(String, String)], CORSRefusal> {
         guard allows(origin) else { return .failure(CORSRefusal("origin \(origin) is not allowed ([cors] allow_origins)")) }
-        guard allowMethods.contains(method) else {
+        guard anyMethod || allowMethods.contains(method) else {
             return .failure(CORSRefusal("method \(method) is not allowed ([cors] allow_methods: \(allowMethods.joined(separator: ", ")))"))
         }
+        var asked: [String] = []
         for name in (requested ?? "").split(separator: ",") {
             let name = name.trimmingCharacters(in: .whitespaces).lowercased()
-            if !name.isEmpty, !allowHeaders.contains(name), !Self.safelisted.contains(name) {
+            if name.isEmpty { continue }
+            if !anyHeader, !allowHeaders.contains(name), !Self.safelisted.contains(name) {
                 return .failure(CORSRefusal("request header \(name) is not allowed ([cors] allow_headers)"))
             }
+            asked.append(name)
         }
         var headers = responseHeaders(origin: origin).filter { $0.0 != "access-control-expose-headers" }
-        headers.append(("access-control-allow-methods", allowMethods.joined(separator: ", ")))
-        headers.append(("access-control-allow-headers", allowHeaders.joined(separator: ", ")))
+        headers.append(("access-control-allow-methods", anyMethod ? method : allowMethods.joined(separator: ", ")))
+        let allowed = anyHeader ? asked : allowHeaders
+        if !allowed.isEmpty { headers.append(("access-control-allow-headers", allowed.joined(separator: ", "))) }
         headers.append(("access-control-max-age", String(Int(maxAge))))
         return .success(headers)
     }
@@ -77,15 +86,16 @@ public struct CORSConfig: Sendable {
         }
         if cors.allowOrigins.isEmpty { reader.fail("cors.allow_origins", "name at least one origin (\"https://app.example.com\"), or \"*\" for any") }
         if let methods = reader.strings(table, "allow_methods", at: at) {
-            for method in methods where method.isEmpty || method != method.uppercased() || !method.utf8.allSatisfy(HTTPScan.isTokenChar) {
-                reader.fail("cors.allow_methods", "\"\(method)\" is not an upper-case method name")
+            for method in methods where method != "*" && (method.isEmpty || method != method.uppercased() || !method.utf8.allSatisfy(HTTPScan.isTokenChar)) {
+                reader.fail("cors.allow_methods", "\"\(method)\" is not an upper-case method name (or \"*\" for any)")
             }
+            if methods.isEmpty { reader.fail("cors.allow_methods", "needs at least one method (leave it out for the default)") }
             cors.allowMethods = methods
         }
         for (key, keyPath) in [("allow_headers", \CORSConfig.allowHeaders), ("expose_headers", \CORSConfig.exposeHeaders)] {
             guard let names = reader.strings(table, key, at: at) else { continue }
-            for name in names where name.isEmpty || !name.utf8.allSatisfy(HTTPScan.isTokenChar) {
-                reader.fail("cors.\(key)", "\"\(name)\" is not a header name")
+            for name in names where !(key == "allow_headers" && name == "*") && (name.isEmpty || !name.utf8.allSatisfy(HTTPScan.isTokenChar)) {
+                reader.fail("cors.\(key)", "\"\(name)\" is not a header name" + (key == "allow_headers" ? " (or \"*\" for any)" : ""))
             }
             cors[keyPath: keyPath] = names.map { $0.lowercased() }
         }
@@ -107,6 +117,14 @@ public struct CORSConfig: Sendable {
         var host = String(authority)
         guard !host.isEmpty, host.withUTF8({ HTTPScan.isValidHost(UnsafeRawBufferPointer($0), 0..<$0.count) }) else {
             return "expected scheme://host[:port]"
+        }
+        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") {
+            guard let port = Int(host[host.index(after: colon)...]), (1...65535).contains(port) else { return "the port must be 1 to 65535" }
+            let bare = "\(scheme)://\(host[..<colon])"
+            // Browsers serialize an origin without its scheme's default port.
+            if (scheme.lowercased() == "https" && port == 443) || (scheme.lowercased() == "http" && port == 80) {
+                return "browsers send the origin without its default port: write \(bare)"
+            }
         }
         return nil
     }

@@ -100,12 +100,18 @@ final class UpstreamHealth: Sendable {
         return ejections.withLock { $0[origin].map { now < $0.until } ?? false }
     }
 
-    /// `order` with the ejected upstreams moved to the end (kept in their order), unless all are.
-    func prefer(_ order: [Upstream], now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> [Upstream] {
-        guard recorded.load(ordering: .relaxed) > 0 else { return order }
-        let ejected: [Bool] = ejections.withLock { table in order.map { table[$0.origin].map { now < $0.until } ?? false } }
-        guard ejected.contains(true), ejected.contains(false) else { return order }
-        return order.indices.filter { !ejected[$0] }.map { order[$0] } + order.indices.filter { ejected[$0] }.map { order[$0] }
+    /// The order for one request among `upstreams` (a route's, in config order) for round-robin
+    /// position `turn`: the upstreams not ejected take turns among themselves (each gets an
+    /// equal share while another is out), then the ejected ones, as a last resort. Nil when
+    /// nothing is ejected: the caller's plain rotation stands.
+    func order(_ upstreams: [Upstream], turn: UInt64, now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> [Upstream]? {
+        guard recorded.load(ordering: .relaxed) > 0 else { return nil }
+        let ejected: [Bool] = ejections.withLock { table in upstreams.map { table[$0.origin].map { now < $0.until } ?? false } }
+        guard ejected.contains(true), ejected.contains(false) else { return nil }
+        let healthy = upstreams.indices.filter { !ejected[$0] }.map { upstreams[$0] }
+        let out = upstreams.indices.filter { ejected[$0] }.map { upstreams[$0] }
+        let start = Int(turn % UInt64(healthy.count))
+        return Array(healthy[start...] + healthy[..<start]) + out
     }
 
     /// The origins ejected now, for /readyz-style reporting and tests.

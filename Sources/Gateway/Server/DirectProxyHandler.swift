@@ -1219,13 +1219,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func finish(_ exchange: Exchange, status: Int, reusable: Bool, note: String?) {
         if let channel = exchange.channel {
             exchange.handler?.delegate = nil
-            if reusable {
-                pool.release(channel, exchange.upstream, handler: exchange.handler)
-                // A kept-alive connection answered in full: the origin is well (if it had failed).
-                if server.upstreamHealth.anyRecorded { server.upstreamHealth.connected(exchange.upstream.origin) }
-            } else {
-                channel.close(promise: nil)
-            }
+            if reusable { pool.release(channel, exchange.upstream, handler: exchange.handler) } else { channel.close(promise: nil) }
         }
         requestCounter(exchange.route.name, status).increment()
         server.requestFinished(route: exchange.route.name, status: status, counted: true, method: exchange.method, uri: exchange.target,

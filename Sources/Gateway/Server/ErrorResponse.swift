@@ -34,7 +34,8 @@ struct ErrorResponse {
     static func gatewayTimeout(_ why: String) -> ErrorResponse { ErrorResponse(status: .gatewayTimeout, error: "gateway_timeout", reason: why) }
     /// A CORS preflight the `[cors]` policy does not allow.
     static func corsRefused(_ why: String) -> ErrorResponse { ErrorResponse(status: .forbidden, error: "cors_refused", reason: why) }
-    static func unavailable(_ why: String) -> ErrorResponse { ErrorResponse(status: .serviceUnavailable, error: "unavailable", reason: why) }
+    /// The runtime (session store) did not answer, or failed: the word the local API uses too.
+    static func runtimeUnavailable(_ why: String) -> ErrorResponse { ErrorResponse(status: .serviceUnavailable, error: "runtime_unavailable", reason: why) }
 
     func body(requestID: String) -> String {
         "{\"error\":\(JSONLineLogHandler.quote(error)),\"reason\":\(JSONLineLogHandler.quote(reason)),\"request_id\":\(JSONLineLogHandler.quote(requestID))}\n"

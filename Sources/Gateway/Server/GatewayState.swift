@@ -58,13 +58,14 @@ final class GatewayState: Sendable {
         return nil
     }
 
-    /// The upstream order for one request: round robin from the route's cursor, ejected
-    /// upstreams (failed connects, `UpstreamHealth`) moved last.
+    /// The upstream order for one request: round robin from the route's cursor; while some are
+    /// ejected (failed connects, `UpstreamHealth`), round robin among the others, ejected last.
     func upstreams(for route: RouteConfig) -> [Upstream] {
         guard route.upstreams.count > 1, cursors.indices.contains(route.index) else { return route.upstreams }
-        let start = Int(cursors[route.index].next() % UInt64(route.upstreams.count))
-        let order = Array(route.upstreams[start...] + route.upstreams[..<start])
-        return health?.prefer(order) ?? order
+        let turn = cursors[route.index].next()
+        if let order = health?.order(route.upstreams, turn: turn) { return order }
+        let start = Int(turn % UInt64(route.upstreams.count))
+        return Array(route.upstreams[start...] + route.upstreams[..<start])
     }
 }
 

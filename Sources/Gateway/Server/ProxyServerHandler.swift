@@ -544,10 +544,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 guard self.exchange === exchange else { return }
                 switch result {
                 case .failure(let error as RuntimeTimeout):
-                    self.fail(exchange, .unavailable("the runtime could not be reached: \(error)"))
+                    self.fail(exchange, .runtimeUnavailable("\(error)"))
                 case .failure(let error):
                     // The store's own error is for the log, not the client.
-                    self.fail(exchange, .unavailable("the runtime could not be reached: the session store failed"),
+                    self.fail(exchange, .runtimeUnavailable("the session store failed"),
                               note: "the session store failed: \(String(reflecting: error))")
                 case .success(let status):
                     if let (reason, message) = status.check(who, now: Timestamp.now()) {
@@ -874,12 +874,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.timer?.cancel()
         if let channel = exchange.channel {
             exchange.handler?.delegate = nil
-            if reusable {
-                pool.release(channel, exchange.upstream)
-                if server.upstreamHealth.anyRecorded { server.upstreamHealth.connected(exchange.upstream.origin) }
-            } else {
-                channel.close(promise: nil)
-            }
+            if reusable { pool.release(channel, exchange.upstream) } else { channel.close(promise: nil) }
         }
         server.requestFinished(route: exchange.route.name, status: status, method: exchange.head.method.rawValue, uri: exchange.head.uri,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
