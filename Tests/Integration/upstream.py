@@ -122,11 +122,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "ctl-in-extension": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\x00\r\nhello\r\n0\r\n\r\n",
                 "four-digit-status": b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
                 "ctl-in-reason": b"HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok",
+                # A coding other than chunked before it: relayed, the client could not read it.
+                "gzip-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                # Framing fields on a 204 (RFC 9110 8.6: a server must not send them).
+                "framed-204": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-Kind: framed-204\r\n\r\n",
+                "chunked-204": b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nX-Kind: framed-204\r\n\r\n",
+                "no-reason": b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok",
             }[kind]
             self.wfile.write(raw)
             self.wfile.flush()
             if kind in ("close-delimited", "bad-status", "bad-chunk", "switching", "huge-head", "two-codings", "bare-lf-trailer",
-                        "ctl-in-extension", "four-digit-status", "ctl-in-reason"):
+                        "ctl-in-extension", "four-digit-status", "ctl-in-reason", "gzip-chunked", "framed-204", "chunked-204"):
                 self.close_connection = True
             return
         if path.endswith("/slow"):

@@ -44,7 +44,11 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
                     if raw {
                         try channel.pipeline.syncOperations.addHandler(RawUpstreamHandler())
                     } else {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        // No outbound validation: it refuses targets with { } | ^ and the like,
+                        // which NIOHTTP1's parser accepted from the client and the direct path
+                        // forwards as they came (as HAProxy does). What the gateway adds is checked
+                        // where it is made (identity values with control characters are refused).
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                         try channel.pipeline.syncOperations.addHandler(UpstreamHandler(), name: UpstreamHandler.name)
                     }
                 }

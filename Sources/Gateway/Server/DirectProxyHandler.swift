@@ -770,6 +770,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         timer = nil
         // The full path holds reads while it works, so it never needs half-closure.
         _ = context.channel.setOption(.allowRemoteHalfClosure, value: false)
+        // One read per readiness: reads stop while pipelined requests wait to be handled, and
+        // a read cycle of several reads could decode thousands of them first.
+        _ = context.channel.setOption(.maxMessagesPerRead, value: 1)
         let sync = context.pipeline.syncOperations
         do {
             // No NIO error handler (it answers a bare 400): ProxyServerHandler answers bytes that
@@ -932,7 +935,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let corsOn = exchange.corsOn
         while var buffered = exchange.responseHead {
             enum Head { case incomplete, informational(Int), malformed(String), ready(Int) }
-            var contentLength: Int? = nil, chunked = false, otherCoding = false, upstreamClose = false, status = 0, http10 = false
+            var contentLength: Int? = nil, chunked = false, upstreamClose = false, status = 0, http10 = false
             var out = ByteBuffer()
             let head: Head = buffered.withUnsafeReadableBytes { p in
                 // The limit holds whether the head arrived in one read or in several.
@@ -960,6 +963,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 var listed: [String] = []
                 var sawCoding = false
                 var lastCoding: Range<Int>? = nil
+                var otherCodingName: Range<Int>? = nil
                 var dropped = HTTPScan.FieldMask()
                 for (index, field) in fields.enumerated() {
                     let name = field.name
@@ -972,7 +976,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     case 17 where HTTPScan.equalsLowercase(p, name, "transfer-encoding"):
                         // Several fields make one list: its last coding decides the framing.
                         sawCoding = true
-                        HTTPScan.listElements(p, field.value) { lastCoding = $0 }
+                        HTTPScan.listElements(p, field.value) { coding in
+                            lastCoding = coding
+                            if !HTTPScan.equalsLowercase(p, coding, "chunked") { otherCodingName = otherCodingName ?? coding }
+                        }
                     case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
                         HTTPScan.listElements(p, field.value) { token in
                             if HTTPScan.equalsLowercase(p, token, "close") {
@@ -994,13 +1001,23 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     }
                 }
                 if sawCoding {
-                    chunked = lastCoding.map { HTTPScan.equalsLowercase(p, $0, "chunked") } ?? false
-                    otherCoding = !chunked
+                    // Only chunked is relayed, as HAProxy does: another coding (gzip, identity)
+                    // would reach the client unlabelled from the full path, which re-chunks.
+                    if let other = otherCodingName { return .malformed("transfer coding \"\(HTTPScan.string(p, other))\" is not supported (only chunked)") }
+                    guard lastCoding != nil else { return .malformed("empty Transfer-Encoding") }
+                    chunked = true
+                }
+                // RFC 9112 6.1 and RFC 9110 8.6: no framing fields on a 204, no Transfer-Encoding on a 304.
+                if code == 204 || code == 304 {
+                    for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "transfer-encoding")
+                        || (code == 204 && HTTPScan.equalsLowercase(p, field.name, "content-length")) {
+                        dropped.insert(index)
+                    }
                 }
                 if !listed.isEmpty {
                     for (index, field) in fields.enumerated() where listed.contains(HTTPScan.canonicalName(p, field.name)) { dropped.insert(index) }
                 }
-                if chunked || otherCoding {
+                if chunked {
                     // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3); the length is not passed on.
                     for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { dropped.insert(index) }
                 }
@@ -1009,7 +1026,14 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 out.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
                     var writer = ByteWriter(room)
                     writer.put("HTTP/1.1")
-                    writer.putRuns(p, fields: fields, dropped: dropped, first: 8..<(lineEnd + 1))
+                    if p[12] == HTTPScan.cr {
+                        // No reason phrase: the SP after the code is still due (RFC 9112 section 4).
+                        writer.put(p, 8..<12)
+                        writer.put(" \r\n")
+                        writer.putRuns(p, fields: fields, dropped: dropped, first: nil)
+                    } else {
+                        writer.putRuns(p, fields: fields, dropped: dropped, first: 8..<(lineEnd + 1))
+                    }
                     return writer.count
                 }
                 return .ready(end)
@@ -1036,8 +1060,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     framing = .none
                 } else if chunked {
                     framing = .chunked(ChunkedScanner())
-                } else if otherCoding {
-                    framing = .untilClose
                 } else if let contentLength {
                     framing = contentLength == 0 ? .none : .length(contentLength)
                 } else {

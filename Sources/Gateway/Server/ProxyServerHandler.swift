@@ -61,7 +61,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Pipelined requests that arrived while another was in progress, replayed in order once
     /// it is answered (this handler does HTTP/1.1 pipelining itself).
     private var queued: [HTTPServerRequestPart] = []
-    private static let queueLimit = 256
+    /// Parts of pipelined requests decoded but not handled yet. Reads stop while any wait, and
+    /// after a hand-over a read takes at most one buffer (64 KiB): that is a few thousand parts
+    /// at most, so this bound is only a last resort against a decoder gone wrong.
+    private static let queueLimit = 16_384
     private var remoteIP = ""
     /// Writes are flushed once per read cycle, not once per part.
     private var inReadCycle = false
@@ -478,6 +481,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return reject(.badRequest("the Host header is not a host name or [IPv6] with an optional :port"), head: head, requestID: requestID, route: "-")
             }
         }
+        if let other = HopByHop.codingOtherThanChunked(head.headers) {
+            // RFC 9112 section 6.1: a coding the gateway does not know is 501. NIOHTTP1 would
+            // take the chunks off and the coding's label would be lost on the way up.
+            return reject(ErrorResponse(status: .notImplemented, error: "not_implemented",
+                                        reason: "transfer coding \"\(other)\" is not supported (only chunked)"),
+                          head: head, requestID: requestID, route: "-", close: true)
+        }
         if let policy = state.config.cors, let origin, head.method == .OPTIONS, let method = head.headers.first(name: "access-control-request-method") {
             // A preflight: answered here, before routes and tokens (it carries no credentials).
             switch policy.preflight(origin: origin, method: method, headers: head.headers[canonicalForm: "access-control-request-headers"].joined(separator: ",")) {
@@ -704,6 +714,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return fail(exchange, .badGateway("upstream switched protocols unasked"))
             }
             if head.status.code < 200 { return }  // 100 Continue from upstream: we already answered the client
+            if let other = HopByHop.codingOtherThanChunked(head.headers) {
+                // NIOHTTP1 takes the chunks off and the encoder puts `chunked` alone back: the
+                // coding's label would be lost. Refused as on the direct path (and by HAProxy).
+                return fail(exchange, .badGateway("upstream answered badly: transfer coding \"\(other)\" is not supported (only chunked)"))
+            }
             var headBytes = 0
             for (name, value) in head.headers { headBytes += name.utf8.count + value.utf8.count + 4 }
             if headBytes > DirectProxyHandler.responseHeadLimit {
@@ -1086,6 +1101,14 @@ enum HopByHop {
 
     /// Names a Connection header may list without the field being removed.
     static let notNominable: Set<String> = ["close", "keep-alive", "host", "content-length", "transfer-encoding"]
+
+    /// The first transfer coding other than chunked, if any (an empty field counts as one).
+    static func codingOtherThanChunked(_ headers: HTTPHeaders) -> String? {
+        guard headers.contains(name: "transfer-encoding") else { return nil }
+        let codings = headers[canonicalForm: "transfer-encoding"]
+        if codings.isEmpty { return "" }
+        return codings.first { $0.lowercased() != "chunked" }.map(String.init)
+    }
 
     static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool, names: [String] = names) {
         for value in headers["connection"] {
