@@ -39,7 +39,10 @@ import Testing
         let headers = try Curl.request(gw.url + "/up/echo", ["-H", "X-Big: " + String(repeating: "h", count: 6000)])
         #expect(headers.status == 431 && headers.json?["error"]?.string == "request_header_fields_too_large")
         let garbage = try DirectPathTests.exchange(gw.port, "GARBAGE\r\n\r\n", responses: 1)
-        #expect(garbage.statuses == [400] && garbage.raw.contains(#""error":"bad_request","reason":"the request line's method is not a token""#), "\(garbage.raw)")
+        #expect(garbage.statuses == [400] && garbage.raw.contains(#""error":"bad_request","reason":"the request line does not start with a method the gateway's HTTP/1.1 parser knows"#), "\(garbage.raw)")
+        // OPTIONS * (asterisk-form) is about the server: answered here with what it passes on.
+        let star = try DirectPathTests.exchange(gw.port, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(star.statuses == [200] && star.raw.lowercased().contains("allow: get, head, post"), "\(star.raw)")
         let traversal = try Curl.request(gw.url + "/up/../down/x", ["--path-as-is"])
         #expect(traversal.status == 400 && traversal.json?["reason"]?.string?.contains("dot segments") == true, "no route is chosen for a path an upstream would rewrite")
         // The absolute form is accepted (RFC 9112 section 3.2.2): its authority is the host.
@@ -88,7 +91,7 @@ import Testing
         // Behind a proxied request still waiting for its upstream and a handed-over one: both
         // answered first, in order, then the 400.
         let pipelined = try DirectPathTests.exchange(gw.port, "GET /up/slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP\r\n\r\n")
-        #expect(pipelined.statuses == [200, 200, 400] && reason(pipelined.raw) == "the request line's method is not a token", "\(pipelined.raw)")
+        #expect(pipelined.statuses == [200, 200, 400] && reason(pipelined.raw)?.hasPrefix("the request line does not start with a method") == true, "\(pipelined.raw)")
         let id = pipelined.raw.firstMatch(of: /"request_id":"([^"]+)"/).map { String($0.output.1) }
         #expect(id != nil && pipelined.raw.contains("x-request-id: \(id ?? "?")"), "the answer's id is in its header and body")
 

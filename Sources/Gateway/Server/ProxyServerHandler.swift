@@ -266,7 +266,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         switch error {
         case .headerOverflow:
             return .headersTooLarge("the request head exceeds 80 KiB")
-        case .invalidMethod: why = "the request line's method is not a token"
+        case .invalidMethod:
+            // llhttp knows a fixed set of methods (case-sensitive): garbage and an unknown
+            // extension method look the same to it.
+            why = "the request line does not start with a method the gateway's HTTP/1.1 parser knows (methods are case-sensitive: GET, not get)"
         case .invalidURL, .invalidPath, .invalidQueryString, .invalidFragment, .invalidHost, .invalidPort:
             why = "the request target is not valid"
         case .invalidVersion: why = "the request line does not end in a valid HTTP version"
@@ -451,6 +454,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             encoder.writeAndFlush(NIOAny(response.bytes(requestID: requestID, keepAlive: false, allocator: context.channel.allocator)), promise: promise)
             promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
             return
+        }
+        if uri == "*", head.method == .OPTIONS {
+            // Asterisk-form (RFC 9112 section 3.2.4): about the server, not a resource; no route
+            // can take it. Answered here with the methods the gateway passes on.
+            let answer = GatewayServer.BuiltIn(status: .ok, contentType: "text/plain", body: [])
+            return respondBuiltIn(answer, head: head, requestID: requestID, keepAlive: keepAlive,
+                                  extra: [("allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")])
         }
         guard uri.hasPrefix("/") else {
             return reject(.badRequest("request target must be an absolute path"), head: head, requestID: requestID, route: "-")
@@ -967,8 +977,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
     }
 
-    private func respondBuiltIn(_ answer: GatewayServer.BuiltIn, head: HTTPRequestHead, requestID: String, keepAlive: Bool) {
-        var headers = HTTPHeaders()
+    private func respondBuiltIn(_ answer: GatewayServer.BuiltIn, head: HTTPRequestHead, requestID: String, keepAlive: Bool, extra: [(String, String)] = []) {
+        var headers = HTTPHeaders(extra)
         headers.add(name: "content-type", value: answer.contentType)
         headers.add(name: "content-length", value: String(answer.body.count))
         headers.add(name: "x-request-id", value: requestID)
