@@ -72,6 +72,17 @@ import Testing
         #expect(health.isEjected(a.origin, now: 1))
     }
 
+    @Test func aPooledConnectionEndsTheRunOnlyAfterTheEjection() {
+        let health = UpstreamHealth(logger: Logger(label: "test"))
+        health.connectFailed(a.origin, error: refused, now: 0)
+        health.served(a.origin, now: second)
+        #expect(health.isEjected(a.origin, now: 2 * second), "new connects may still fail: the ejection runs its course")
+        health.served(a.origin, now: 5 * second)
+        #expect(!health.anyRecorded, "after it, a request served on a kept connection ends the run")
+        health.connectFailed(a.origin, error: refused, now: 6 * second)
+        #expect(!health.isEjected(a.origin, now: 11 * second), "a new run: 5 s, not 10")
+    }
+
     @Test func aReloadForgetsOriginsNoRouteNames() {
         let reports = Mutex<[String]>([])
         let health = UpstreamHealth(logger: Logger(label: "test")) { origin, n in reports.withLock { $0.append("\(origin)=\(n)") } }

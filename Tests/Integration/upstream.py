@@ -128,11 +128,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "framed-204": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-Kind: framed-204\r\n\r\n",
                 "chunked-204": b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nX-Kind: framed-204\r\n\r\n",
                 "no-reason": b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok",
+                "chunked-304": b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nX-Kind: framed-204\r\n\r\n",
+                "double-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             }[kind]
             self.wfile.write(raw)
             self.wfile.flush()
             if kind in ("close-delimited", "bad-status", "bad-chunk", "switching", "huge-head", "two-codings", "bare-lf-trailer",
-                        "ctl-in-extension", "four-digit-status", "ctl-in-reason", "gzip-chunked", "framed-204", "chunked-204"):
+                        "ctl-in-extension", "four-digit-status", "ctl-in-reason", "gzip-chunked", "framed-204", "chunked-204", "chunked-304", "double-chunked"):
                 self.close_connection = True
             return
         if path.endswith("/slow"):

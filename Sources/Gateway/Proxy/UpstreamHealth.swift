@@ -66,6 +66,20 @@ final class UpstreamHealth: Sendable {
         return true
     }
 
+    /// A kept-alive connection to `origin` answered in full. Once its ejection is over, that
+    /// ends its run of failures too (its entry goes, and requests stop reading the table);
+    /// during the ejection it changes nothing: new connects may still fail.
+    func served(_ origin: String, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        guard recorded.load(ordering: .relaxed) > 0 else { return }
+        let cleared: Bool = ejections.withLock { table in
+            guard let entry = table[origin], now >= entry.until else { return false }
+            table.removeValue(forKey: origin)
+            recorded.subtract(1, ordering: .relaxed)
+            return true
+        }
+        if cleared { report(origin, 0) }
+    }
+
     /// Whether any origin has a failure recorded (a cheap test before `connected`).
     var anyRecorded: Bool { recorded.load(ordering: .relaxed) > 0 }
 

@@ -954,6 +954,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 var lineEnd = 12
                 while lineEnd < end, p[lineEnd] != HTTPScan.lf { lineEnd += 1 }
                 guard lineEnd < end, p[lineEnd - 1] == HTTPScan.cr else { return .malformed("malformed status line") }
+                // A CR right after the code ends the line there (no reason phrase).
+                guard p[12] != HTTPScan.cr || lineEnd == 13 else { return .malformed("malformed status line") }
                 for k in 13..<max(13, lineEnd - 1) where HTTPScan.isControl(p[k]) {
                     return .malformed("control character in the status line")
                 }
@@ -964,6 +966,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 var sawCoding = false
                 var lastCoding: Range<Int>? = nil
                 var otherCodingName: Range<Int>? = nil
+                var chunkedCount = 0
                 var dropped = HTTPScan.FieldMask()
                 for (index, field) in fields.enumerated() {
                     let name = field.name
@@ -978,7 +981,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                         sawCoding = true
                         HTTPScan.listElements(p, field.value) { coding in
                             lastCoding = coding
-                            if !HTTPScan.equalsLowercase(p, coding, "chunked") { otherCodingName = otherCodingName ?? coding }
+                            if HTTPScan.equalsLowercase(p, coding, "chunked") { chunkedCount += 1 } else { otherCodingName = otherCodingName ?? coding }
                         }
                     case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
                         HTTPScan.listElements(p, field.value) { token in
@@ -1000,11 +1003,13 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                         if corsOn, name.count > 15, HTTPScan.equalsLowercase(p, name.lowerBound..<(name.lowerBound + 15), "access-control-") { dropped.insert(index) }
                     }
                 }
-                if sawCoding {
+                let bodiless = exchange.isHead || code == 204 || code == 304
+                if sawCoding, !bodiless {
                     // Only chunked is relayed, as HAProxy does: another coding (gzip, identity)
                     // would reach the client unlabelled from the full path, which re-chunks.
                     if let other = otherCodingName { return .malformed("transfer coding \"\(HTTPScan.string(p, other))\" is not supported (only chunked)") }
                     guard lastCoding != nil else { return .malformed("empty Transfer-Encoding") }
+                    guard chunkedCount == 1 else { return .malformed("chunked is applied more than once") }
                     chunked = true
                 }
                 // RFC 9112 6.1 and RFC 9110 8.6: no framing fields on a 204, no Transfer-Encoding on a 304.
@@ -1241,7 +1246,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func finish(_ exchange: Exchange, status: Int, reusable: Bool, note: String?) {
         if let channel = exchange.channel {
             exchange.handler?.delegate = nil
-            if reusable { pool.release(channel, exchange.upstream, handler: exchange.handler) } else { channel.close(promise: nil) }
+            if reusable {
+                pool.release(channel, exchange.upstream, handler: exchange.handler)
+                if server.upstreamHealth.anyRecorded { server.upstreamHealth.served(exchange.upstream.origin) }
+            } else {
+                channel.close(promise: nil)
+            }
         }
         requestCounter(exchange.route.name, status).increment()
         server.requestFinished(route: exchange.route.name, status: status, counted: true, method: exchange.method, uri: exchange.target,

@@ -60,10 +60,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var idleTask: Scheduled<Void>?
     /// Pipelined requests that arrived while another was in progress, replayed in order once
     /// it is answered (this handler does HTTP/1.1 pipelining itself).
-    private var queued: [HTTPServerRequestPart] = []
-    /// Parts of pipelined requests decoded but not handled yet. Reads stop while any wait, and
-    /// after a hand-over a read takes at most one buffer (64 KiB): that is a few thousand parts
-    /// at most, so this bound is only a last resort against a decoder gone wrong.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    /// Parts of pipelined requests decoded but not handled yet (taken from the front in O(1)).
+    /// Reads stop while any wait, and after a hand-over each read cycle is one read of at most
+    /// 64 KiB; but the bytes handed over (up to a read cycle of the direct path, about 1 MiB)
+    /// are decoded at once. Thousands of requests pipelined in one burst are answered; past
+    /// this many parts (8,192 requests) the connection closes.
     private static let queueLimit = 16_384
     private var remoteIP = ""
     /// Writes are flushed once per read cycle, not once per part.
@@ -455,14 +457,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
             return
         }
-        if uri == "*", head.method == .OPTIONS {
-            // Asterisk-form (RFC 9112 section 3.2.4): about the server, not a resource; no route
-            // can take it. Answered here with the methods the gateway passes on.
-            let answer = GatewayServer.BuiltIn(status: .ok, contentType: "text/plain", body: [])
-            return respondBuiltIn(answer, head: head, requestID: requestID, keepAlive: keepAlive,
-                                  extra: [("allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")])
-        }
-        guard uri.hasPrefix("/") else {
+        // Asterisk-form (RFC 9112 section 3.2.4): about the server, not a resource.
+        let asterisk = uri == "*" && head.method == .OPTIONS
+        guard asterisk || uri.hasPrefix("/") else {
             return reject(.badRequest("request target must be an absolute path"), head: head, requestID: requestID, route: "-")
         }
         if uri.utf8.contains(UInt8(ascii: "#")) {
@@ -491,11 +488,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return reject(.badRequest("the Host header is not a host name or [IPv6] with an optional :port"), head: head, requestID: requestID, route: "-")
             }
         }
-        if let other = HopByHop.codingOtherThanChunked(head.headers) {
+        if asterisk {
+            // No route can take it: answered here with the methods the gateway passes on.
+            let answer = GatewayServer.BuiltIn(status: .ok, contentType: "text/plain", body: [])
+            return respondBuiltIn(answer, head: head, requestID: requestID, keepAlive: keepAlive,
+                                  extra: [("allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")])
+        }
+        if let problem = HopByHop.codingProblem(head.headers) {
             // RFC 9112 section 6.1: a coding the gateway does not know is 501. NIOHTTP1 would
             // take the chunks off and the coding's label would be lost on the way up.
-            return reject(ErrorResponse(status: .notImplemented, error: "not_implemented",
-                                        reason: "transfer coding \"\(other)\" is not supported (only chunked)"),
+            return reject(ErrorResponse(status: .notImplemented, error: "not_implemented", reason: problem),
                           head: head, requestID: requestID, route: "-", close: true)
         }
         if let policy = state.config.cors, let origin, head.method == .OPTIONS, let method = head.headers.first(name: "access-control-request-method") {
@@ -724,10 +726,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return fail(exchange, .badGateway("upstream switched protocols unasked"))
             }
             if head.status.code < 200 { return }  // 100 Continue from upstream: we already answered the client
-            if let other = HopByHop.codingOtherThanChunked(head.headers) {
-                // NIOHTTP1 takes the chunks off and the encoder puts `chunked` alone back: the
+            if head.status.mayHaveResponseBody, exchange.head.method != .HEAD, let problem = HopByHop.codingProblem(head.headers) {
+                // NIOHTTP1 takes the chunks off and the encoder puts `chunked` alone back: another
                 // coding's label would be lost. Refused as on the direct path (and by HAProxy).
-                return fail(exchange, .badGateway("upstream answered badly: transfer coding \"\(other)\" is not supported (only chunked)"))
+                return fail(exchange, .badGateway("upstream answered badly: \(problem)"))
             }
             var headBytes = 0
             for (name, value) in head.headers { headBytes += name.utf8.count + value.utf8.count + 4 }
@@ -899,7 +901,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.timer?.cancel()
         if let channel = exchange.channel {
             exchange.handler?.delegate = nil
-            if reusable { pool.release(channel, exchange.upstream) } else { channel.close(promise: nil) }
+            if reusable {
+                pool.release(channel, exchange.upstream)
+                if server.upstreamHealth.anyRecorded { server.upstreamHealth.served(exchange.upstream.origin) }
+            } else {
+                channel.close(promise: nil)
+            }
         }
         server.requestFinished(route: exchange.route.name, status: status, method: exchange.head.method.rawValue, uri: exchange.head.uri,
                                requestID: exchange.requestID, started: exchange.started, upstream: exchange.channel == nil ? nil : exchange.upstream,
@@ -1112,12 +1119,14 @@ enum HopByHop {
     /// Names a Connection header may list without the field being removed.
     static let notNominable: Set<String> = ["close", "keep-alive", "host", "content-length", "transfer-encoding"]
 
-    /// The first transfer coding other than chunked, if any (an empty field counts as one).
-    static func codingOtherThanChunked(_ headers: HTTPHeaders) -> String? {
+    /// What is wrong with the message's Transfer-Encoding, if anything: the gateway relays
+    /// chunked, once, and nothing else (as HAProxy does), the same reasons as the direct path.
+    static func codingProblem(_ headers: HTTPHeaders) -> String? {
         guard headers.contains(name: "transfer-encoding") else { return nil }
         let codings = headers[canonicalForm: "transfer-encoding"]
-        if codings.isEmpty { return "" }
-        return codings.first { $0.lowercased() != "chunked" }.map(String.init)
+        if codings.isEmpty { return "empty Transfer-Encoding" }
+        if let other = codings.first(where: { $0.lowercased() != "chunked" }) { return "transfer coding \"\(other)\" is not supported (only chunked)" }
+        return codings.count > 1 ? "chunked is applied more than once" : nil
     }
 
     static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool, names: [String] = names) {
