@@ -373,6 +373,56 @@ import Testing
         #expect(full.status == 200 && !fullNames.contains { $0.contains("_") }, "\(fullNames)")
     }
 
+    /// Heads the two paths used to read differently (from an audit): trailing whitespace in a
+    /// value, a field given twice, a method in lower case. Each request is sent as it is (direct
+    /// path) and with a chunked body (full path); both must read it the same way.
+    @Test func bothPathsReadHeadsAlike() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: """
+        [[route]]
+        path = "/req/"
+        upstream = "\(up.url)"
+        auth = "required"
+        methods = ["GET", "POST"]
+
+        [[route]]
+        path = "/"
+        upstream = "\(up.url)"
+        auth = "public"
+        """, keys: Self.keys)
+        let token = try GatewayServeTests.token()
+        func both(_ target: String, _ lines: String, method: String = "GET") throws -> [DirectPathTests.Response] {
+            try [false, true].map { full in
+                let body = full ? "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" : "\r\n"
+                return Response(try Self.exchange(gw.port, "\(method) \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\(lines)\(body)").raw)
+            }
+        }
+        for answer in try both("/req/echo", "Authorization: Bearer \(token) \t\r\nX-Request-Id: trail-1 \r\nX-Forwarded-For: 9.9.9.9 \r\n") {
+            #expect(answer.status == 200, "a token followed by spaces is the token: \(answer.raw.prefix(300))")
+            #expect(answer.echoed?["x-request-id"]?.string == "trail-1" && answer.echoed?["x-forwarded-for"]?.string == "9.9.9.9, 127.0.0.1", "\(answer.raw.prefix(600))")
+        }
+        for answer in try both("/echo", "X-Request-Id: first-1\r\nX-Request-Id: second-2\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n") {
+            #expect(answer.echoed?["x-request-id"]?.string == "first-1", "the first request id: \(answer.raw.prefix(600))")
+            #expect(answer.echoed?["x-forwarded-for"]?.string == "1.1.1.1, 2.2.2.2, 127.0.0.1", "both forwarded-for fields: \(answer.raw.prefix(600))")
+        }
+        // `get` is not GET: the route's methods do not match it, and no other route may take it.
+        for answer in try both("/req/echo", "", method: "get") {
+            #expect(answer.status == 400 && answer.raw.contains("does not start with a method"), "\(answer.raw.prefix(300))")
+        }
+    }
+
+    struct Response {
+        let raw: String
+        init(_ raw: String) { self.raw = raw }
+        var status: Int { raw.firstMatch(of: /HTTP\/1\.1 ([0-9]{3})/).flatMap { Int($0.output.1) } ?? 0 }
+        /// The headers the test upstream saw (its /echo answer).
+        var echoed: JSONNode? {
+            guard let start = raw.range(of: "\r\n\r\n")?.upperBound else { return nil }
+            let body = String(raw[start...]).replacingOccurrences(of: "<EOF>", with: "")
+            return (try? JSONDocument.parse(body).value)?["headers"]
+        }
+    }
+
     /// A verified token whose forwarded claims hold a control character (CR LF would end the
     /// identity header's line and start another) is refused on both paths, never forwarded.
     @Test func claimsThatCannotBeHeadersAreRefused() throws {

@@ -330,6 +330,8 @@ import Testing
             #expect(own.status == 200 && own.headers["access-control-allow-origin"] == app, "\(path): \(own.headers)")
         }
         #expect(try Curl.request(gw.url + "/api/echo", ["-H", "Origin: https://evil.example"]).headers["access-control-allow-origin"] == nil)
+        let plain401 = try Curl.request(gw.url + "/api/echo")
+        #expect(plain401.status == 401 && plain401.headers["vary"] == "Origin", "the direct path's own answer varies by Origin too: \(plain401.headers)")
         let unauthorized = try Curl.request(gw.url + "/api/echo", ["-H", "Origin: \(app)"])
         #expect(unauthorized.status == 401 && unauthorized.headers["access-control-allow-origin"] == app)
         #expect(unauthorized.headers["access-control-expose-headers"]?.contains("www-authenticate") == true)

@@ -455,6 +455,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 becameIdle()
                 let keepAlive = rejection.keepAlive && !server.isDraining
                 context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, toHEAD: rejection.method == "HEAD",
+                                                                       varyOrigin: state.config.cors != nil,
                                                                        allocator: allocator)), promise: nil)
                 clientNeedsFlush = true
                 if !keepAlive { return closeAfterWrites() }
@@ -484,9 +485,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         guard let end = HTTPScan.headEnd(p) else { return .wait }
         if server.isDraining || end > state.config.server.maxHeaderBytes { return .handOver }
 
-        // Request line: method SP origin-form SP HTTP/1.1 CRLF.
+        // Request line: method SP origin-form SP HTTP/1.1 CRLF. A method here is upper-case
+        // letters and '-' (every method NIOHTTP1 knows is): any other token (get, patch) goes to
+        // the full path, which refuses what its parser does not know, so a route's `methods`
+        // are never passed by a spelling an upstream might read as the same method.
         var i = 0
-        while i < end, HTTPScan.isTokenChar(p[i]) { i += 1 }
+        while i < end, (p[i] >= 0x41 && p[i] <= 0x5A) || p[i] == UInt8(ascii: "-") { i += 1 }
         guard i > 0, i < end, p[i] == HTTPScan.sp else { return .handOver }
         let methodRange = 0..<i
         i += 1
@@ -560,7 +564,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 if other { return .handOver }  // a header named as hop-by-hop: the full path removes it
                 dropped.insert(index)
             case 12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
-                requestIDField = field.value
+                // The first one, as the full path reads it.
+                if requestIDField == nil { requestIDField = field.value }
                 dropped.insert(index)
             case 15 where HTTPScan.equalsLowercase(p, name, "x-forwarded-for"):
                 guard forwardedFor == nil else { return .handOver }
@@ -1231,7 +1236,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         becameIdle()
         // With body bytes still to come, the connection cannot be read as requests again.
         let keepAlive = exchange.keepAlive && !server.isDraining && exchange.bodyRemaining == 0
-        context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, toHEAD: exchange.isHead, allocator: allocator)), promise: nil)
+        context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, toHEAD: exchange.isHead,
+                                                     varyOrigin: exchange.corsOn, allocator: allocator)), promise: nil)
         clientNeedsFlush = true
         if keepAlive {
             flushClient()

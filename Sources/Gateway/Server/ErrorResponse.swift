@@ -62,9 +62,11 @@ extension ErrorResponse {
 
     /// The whole response as bytes (the same head as `head(...)`), for handlers that write bytes.
     /// An answer to HEAD has the head only (its Content-Length still says what GET would get).
-    func bytes(requestID: String, keepAlive: Bool, toHEAD: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// `varyOrigin`: a `[cors]` policy is on, so the answer would differ for a request with an Origin.
+    func bytes(requestID: String, keepAlive: Bool, toHEAD: Bool = false, varyOrigin: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
         let body = body(requestID: requestID)
-        let head = head(version: .http1_1, requestID: requestID, contentLength: body.utf8.count, keepAlive: keepAlive)
+        var head = head(version: .http1_1, requestID: requestID, contentLength: body.utf8.count, keepAlive: keepAlive)
+        if varyOrigin { head.headers.add(name: "vary", value: "Origin") }
         var out = allocator.buffer(capacity: body.utf8.count + 256)
         out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
         for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }

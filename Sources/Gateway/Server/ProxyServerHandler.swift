@@ -424,7 +424,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         idleTask?.cancel()
         idleTask = nil
         let state = server.state
+        // A field value's trailing spaces and tabs are not part of it (RFC 9112 section 5), as
+        // the direct path reads them; NIOHTTP1 keeps them.
         var head = received
+        head.headers = HopByHop.trimmingValues(head.headers)
         let requestID = Self.requestID(from: head.headers)
         let keepAlive = head.isKeepAlive && !server.isDraining
         // One Origin field or none (browsers never send two; two allow nothing).
@@ -645,7 +648,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if !identityConfig.tenantID.isEmpty { headers.add(name: identityConfig.tenantID, value: identity.tenantID) }
             if !identityConfig.claims.isEmpty { headers.add(name: identityConfig.claims, value: identity.token.payloadSegment) }
         }
-        let forwardedFor = headers.first(name: "x-forwarded-for").map { "\($0), \(remoteIP)" } ?? remoteIP
+        // Several X-Forwarded-For fields make one list (RFC 9110 section 5.3), as on the direct path.
+        let given = head.headers["x-forwarded-for"]
+        let forwardedFor = given.isEmpty ? remoteIP : given.joined(separator: ", ") + ", \(remoteIP)"
         headers.replaceOrAdd(name: "x-forwarded-for", value: forwardedFor)
         headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
         headers.replaceOrAdd(name: "x-real-ip", value: remoteIP)
@@ -809,7 +814,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             let why: String
             switch error {
             case let error as HTTPParserError: why = "upstream answered badly: not valid HTTP/1.1 (\(error))"
-            case let error?: why = "upstream failed: \(Self.describe(error))"
+            case let error?: why = "upstream connection failed: \(Self.describe(error))"
             case nil: why = exchange.responseHead == nil ? "upstream closed the connection before answering" : "upstream closed the connection mid-response"
             }
             exchange.responseHead = nil
@@ -1127,6 +1132,19 @@ enum HopByHop {
         if codings.isEmpty { return "empty Transfer-Encoding" }
         if let other = codings.first(where: { $0.lowercased() != "chunked" }) { return "transfer coding \"\(other)\" is not supported (only chunked)" }
         return codings.count > 1 ? "chunked is applied more than once" : nil
+    }
+
+    /// `headers` with trailing SP and HTAB taken off every value (untouched when none has any).
+    static func trimmingValues(_ headers: HTTPHeaders) -> HTTPHeaders {
+        func padded(_ value: String) -> Bool { value.utf8.last == UInt8(ascii: " ") || value.utf8.last == UInt8(ascii: "\t") }
+        guard headers.contains(where: { padded($0.value) }) else { return headers }
+        var out = HTTPHeaders()
+        for (name, value) in headers {
+            var bytes = Substring(value).utf8
+            while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes = bytes.dropLast() }
+            out.add(name: name, value: String(Substring(bytes)))
+        }
+        return out
     }
 
     static func strip(_ headers: inout HTTPHeaders, keepChunked: Bool, names: [String] = names) {
