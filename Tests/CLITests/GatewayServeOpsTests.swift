@@ -38,6 +38,21 @@ import Testing
         #expect(chunkedTooLarge.status == 413)
         let headers = try Curl.request(gw.url + "/up/echo", ["-H", "X-Big: " + String(repeating: "h", count: 6000)])
         #expect(headers.status == 431 && headers.json?["error"]?.string == "request_header_fields_too_large")
+        // A refused connect tells the client the route and the kind of failure; the upstream's
+        // address is for the access log.
+        let down = try Curl.request(gw.url + "/down/x")
+        #expect(down.status == 502 && down.json?["reason"]?.string?.hasSuffix("connection refused") == true && !down.body.contains("127.0.0.1"), "\(down.body)")
+        // A token in a fragment (OAuth redirects put it there) never reaches the access log.
+        let fragment = try DirectPathTests.exchange(gw.port, "GET /up/echo#access_token=SECRET-IN-FRAGMENT HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(fragment.statuses == [400])
+        // A client that stops before its body is whole: 499 at once, not held for the idle timeout.
+        let started = Date()
+        let abandoned = try DirectPathTests.exchange(gw.port, "POST /up/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", shutWrite: true)
+        #expect(abandoned.raw.hasSuffix("<EOF>") && Date().timeIntervalSince(started) < 3, "\(abandoned.raw)")
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(!gw.child.stdout.contains("SECRET-IN-FRAGMENT"), "the fragment is cut from the logged path")
+        #expect(gw.child.stdout.contains("cannot connect to http://127.0.0.1:1"), "the address is in the log")
+        #expect(gw.child.stdout.contains("client closed with 7 body bytes to go"))
         let garbage = try DirectPathTests.exchange(gw.port, "GARBAGE\r\n\r\n", responses: 1)
         #expect(garbage.statuses == [400] && garbage.raw.contains(#""error":"bad_request","reason":"the request line does not start with a method the gateway's HTTP/1.1 parser knows"#), "\(garbage.raw)")
         // OPTIONS * (asterisk-form) is about the server: answered here with what it passes on.
@@ -563,5 +578,47 @@ import Testing
         #expect(status == 0)
         while request.isExecuting || !request.isFinished { Thread.sleep(forTimeInterval: 0.05) }
         #expect(slow?.status == 200, "the in-flight request was answered")
+    }
+
+    /// A download whose client reads slowly when SIGTERM comes: the drain lets every byte go
+    /// out on both paths (the end of it was still queued when the exchange ended, and the
+    /// idle connection was closed under it).
+    @Test func drainLetsASlowDownloadFinish() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
+        let size = 6_000_000
+        let script = """
+        import socket,sys,time
+        got=[0,0]
+        socks=[]
+        for full in (0,1):
+            s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            s.connect(("127.0.0.1",\(gw.port))); s.settimeout(20)
+            extra=b"Transfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n" if full else b"\\r\\n"
+            s.sendall(b"GET /fixed?bytes=\(size) HTTP/1.1\\r\\nHost: x\\r\\n" + extra)
+            socks.append(s)
+        sys.stdout.write("started\\n"); sys.stdout.flush()
+        done=[False,False]
+        while not all(done):
+            for i,s in enumerate(socks):
+                if done[i]: continue
+                try:
+                    chunk=s.recv(16384)
+                except socket.timeout:
+                    done[i]=True; continue
+                if not chunk: done[i]=True
+                got[i]+=len(chunk)
+            time.sleep(0.01)
+        print("%d %d" % (got[0], got[1]))
+        """
+        let reader = try Child("/usr/bin/env", ["python3", "-c", script])
+        _ = try reader.waitForLine("started")
+        Thread.sleep(forTimeInterval: 0.5)
+        gw.child.signal(SIGTERM)
+        #expect(gw.child.waitForExit(timeout: 30) == 0)
+        _ = reader.waitForExit(timeout: 30)
+        let counts = reader.stdout.split(separator: "\n").last.map { $0.split(separator: " ").compactMap { Int($0) } } ?? []
+        // Each answer is its head plus the body: at least the body's size arrived on both.
+        #expect(counts.count == 2 && counts.allSatisfy { $0 > size }, "bytes received (direct, full): \(counts)")
     }
 }

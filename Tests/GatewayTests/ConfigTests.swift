@@ -173,6 +173,12 @@ import Testing
         #expect(Router.upstreamURI(route: root, upstream: root.upstreams[0], path: "/a/b", query: "x=1") == "/root/a/b?x=1")
     }
 
+    @Test func routeNamesAreUnique() {
+        #expect(throws: ConfigError.self) {
+            try GatewayConfig.parse("[[route]]\nname = \"pub\"\npath = \"/a/\"\nupstream = \"http://127.0.0.1:1\"\n[[route]]\nname = \"pub\"\npath = \"/b/\"\nupstream = \"http://127.0.0.1:1\"\n")
+        }
+    }
+
     @Test func corsSectionIsChecked() throws {
         let config = try GatewayConfig.parse("[cors]\nallow_origins = [\"https://App.Example.com\", \"http://[::1]:3000\"]\nmax_age = \"1h\"\n")
         #expect(config.cors?.allowOrigins == ["https://app.example.com", "http://[::1]:3000"] && config.cors?.maxAge == 3600)

@@ -71,6 +71,15 @@ public struct GatewayConfig: Sendable {
                 reader.fail("route", "write routes as [[route]] tables")
             }
         }
+        // Route names label metrics and log lines: two routes may not share one.
+        var named: [String: Int] = [:]
+        for route in config.routes {
+            if let first = named[route.name] {
+                reader.fail("route[\(route.index)].name", "\"\(route.name)\" is already the name of route[\(first)]: metrics and log lines would mix them")
+            } else {
+                named[route.name] = route.index
+            }
+        }
         if !reader.issues.isEmpty { throw ConfigError(file: file, issues: reader.issues) }
         return config
     }

@@ -261,11 +261,20 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
-            if exchange == nil { context.close(promise: nil) }
+            // Idle between requests: close once what was written went out (the end of a slow
+            // client's download may still be queued).
+            if exchange == nil, !closing { closeAfterWrites() }
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
+            if let exchange, exchange.bodyRemaining > 0 {
+                // The client stopped sending before its body was whole: the request can never
+                // be complete, so neither connection waits for the idle timeout.
+                self.exchange = nil
+                finish(exchange, status: 499, reusable: false, note: "client closed with \(exchange.bodyRemaining) body bytes to go")
+                return context.close(promise: nil)
+            }
             if exchange == nil { nextRequest() }
             return
         }
@@ -834,7 +843,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     exchange.request = request
                     return self.connect(exchange)
                 }
-                self.fail(exchange, .connectFailed(to: exchange.upstream, error))
+                self.fail(exchange, .connectFailed(route: exchange.route.name, error), note: "cannot connect to \(exchange.upstream): \(ProxyServerHandler.describe(error))")
             }
         }
     }
@@ -1230,9 +1239,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
     /// The exchange failed before a response head went out: answer here. The connection stays
     /// usable unless body bytes are still to come.
-    private func fail(_ exchange: Exchange, _ response: ErrorResponse) {
+    /// `note`: the access log's reason, when it says more than the answer may.
+    private func fail(_ exchange: Exchange, _ response: ErrorResponse, note: String? = nil) {
         self.exchange = nil
-        finish(exchange, status: Int(response.status.code), reusable: false, note: response.reason)
+        // The answer's body is what goes out (none to HEAD).
+        if !exchange.isHead { exchange.bytesOut = response.body(requestID: exchange.requestID).utf8.count }
+        finish(exchange, status: Int(response.status.code), reusable: false, note: note ?? response.reason)
         becameIdle()
         // With body bytes still to come, the connection cannot be read as requests again.
         let keepAlive = exchange.keepAlive && !server.isDraining && exchange.bodyRemaining == 0

@@ -2,6 +2,7 @@ import Foundation
 import JOSE
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// The gateway's own answers, in one vocabulary: a JSON body `{"error", "reason",
 /// "request_id"}` and, for token problems, an RFC 6750 challenge. Never a stack trace.
@@ -54,10 +55,29 @@ struct ErrorResponse {
 }
 
 extension ErrorResponse {
-    /// A failed upstream connect: 504 when it timed out, 502 otherwise.
-    static func connectFailed(to upstream: Upstream, _ error: any Error) -> ErrorResponse {
-        if case ChannelError.connectTimeout = error { return .gatewayTimeout("connecting to \(upstream) timed out") }
-        return .badGateway("cannot connect to \(upstream): \(ProxyServerHandler.describe(error))")
+    /// A failed upstream connect: 504 when it timed out, 502 otherwise. The client is told the
+    /// route and the kind of failure; the upstream's address and the error's detail go to the
+    /// access log only (they describe the network behind the gateway).
+    static func connectFailed(route: String, _ error: any Error) -> ErrorResponse {
+        if case ChannelError.connectTimeout = error { return .gatewayTimeout("connecting to the upstream of route \(route) timed out") }
+        return .badGateway("cannot connect to the upstream of route \(route): \(connectFailureKind(error))")
+    }
+
+    /// "connection refused", "host unreachable", ...: what a connect error says, without addresses.
+    static func connectFailureKind(_ error: any Error) -> String {
+        var errnos: [CInt] = []
+        if let io = error as? IOError { errnos.append(io.errnoCode) }
+        if let failure = error as? NIOConnectionError {
+            for attempt in failure.connectionErrors { if let io = attempt.error as? IOError { errnos.append(io.errnoCode) } }
+            if failure.dnsAError != nil || failure.dnsAAAAError != nil, errnos.isEmpty { return "the host name did not resolve" }
+        }
+        switch errnos.first {
+        case ECONNREFUSED?: return "connection refused"
+        case EHOSTUNREACH?, ENETUNREACH?: return "host unreachable"
+        case ETIMEDOUT?: return "timed out"
+        case ECONNRESET?: return "connection reset"
+        default: return "connect failed"
+        }
     }
 
     /// The whole response as bytes (the same head as `head(...)`), for handlers that write bytes.

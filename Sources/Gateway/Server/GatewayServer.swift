@@ -262,8 +262,9 @@ public final class GatewayServer: Sendable {
 
     /// The path without its query: query strings can carry tokens, and tokens are never logged.
     static func redactedPath(_ uri: String) -> String {
-        guard let q = uri.firstIndex(of: "?") else { return uri }
-        return String(uri[..<q]) + "?…"
+        // A fragment too: OAuth and Supabase redirects carry tokens there (#access_token=...).
+        guard let q = uri.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return uri }
+        return String(uri[..<q]) + "\(uri[q])…"
     }
 }
 

@@ -290,8 +290,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
-            // Idle between requests: close now. Busy: the response goes out with Connection: close.
-            if exchange == nil, local == nil, !discarding { context.close(promise: nil) }
+            // Idle between requests: close once what was written went out (the end of a slow
+            // client's download may still be queued). Busy: the response goes out with Connection: close.
+            if exchange == nil, local == nil, !discarding { closeWhenSent() }
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
@@ -686,7 +687,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                     self.connect(exchange)
                     return
                 }
-                self.fail(exchange, .connectFailed(to: exchange.upstream, error))
+                self.fail(exchange, .connectFailed(route: exchange.route.name, error), note: "cannot connect to \(exchange.upstream): \(Self.describe(error))")
             }
         }
     }
@@ -889,6 +890,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func fail(_ exchange: Exchange, _ response: ErrorResponse, note: String? = nil) {
         exchange.timer?.cancel()
         self.exchange = nil
+        if exchange.head.method != .HEAD { exchange.bytesOut = response.body(requestID: exchange.requestID).utf8.count }
         let keepAlive = exchange.keepAlive && exchange.requestEnded && !server.isDraining
         finish(exchange, status: Int(response.status.code), reusable: false, note: note ?? response.reason)
         if !exchange.requestEnded {
@@ -1009,6 +1011,19 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
         answered = promise.futureResult
         if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+    }
+
+    private var closingWhenSent = false
+
+    /// Closes once everything written so far went out: an empty write below the HTTP encoder
+    /// completes after the ones before it.
+    private func closeWhenSent() {
+        guard !closingWhenSent else { return }
+        closingWhenSent = true
+        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return context.close(promise: nil) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        encoder.writeAndFlush(NIOAny(ByteBuffer()), promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
     }
 
     /// 204 to a preflight the `[cors]` policy allows.
