@@ -19,12 +19,18 @@ struct ConfigCheck: ParsableCommand {
     @Argument(help: "The config file.") var file: String = "gateway.conf"
 
     func run() throws {
+        let config: GatewayConfig
         do {
-            let config = try GatewayConfig.load(path: file)
-            print("\(file): OK (listen \(config.server.host):\(config.server.port), keys \(config.auth.keys))")
+            config = try GatewayConfig.load(path: file)
         } catch {
             print(error.description)
             throw CLIExit.quiet(1)
         }
+        let problems = config.problemsOnThisMachine()
+        if !problems.isEmpty {
+            print("\(file): cannot be served here:\n" + problems.map { "  \($0)" }.joined(separator: "\n"))
+            throw CLIExit.quiet(1)
+        }
+        print("\(file): OK (listen \(config.server.host):\(config.server.port), keys \(config.auth.keys), \(config.routes.count) routes\(config.cors == nil ? "" : ", cors on"))")
     }
 }

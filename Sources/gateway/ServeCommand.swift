@@ -29,6 +29,8 @@ struct ServeCommand: ParsableCommand {
             settings.server.host = host
             settings.server.port = port
         }
+        let problems = settings.problemsOnThisMachine()
+        if !problems.isEmpty { throw CLIExit.usage("config cannot be served here:\n" + problems.map { "  \($0)" }.joined(separator: "\n")) }
         let sink = LogSink(fd: STDERR_FILENO)
         let logger = Logger(label: "gateway") { JSONLineLogHandler(label: $0, sink: sink) }
         do {
@@ -39,7 +41,6 @@ struct ServeCommand: ParsableCommand {
             throw CLIExit.usage("\(error)")
         }
         let configPath = config
-        let drainTimeout = settings.server.drainTimeout
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let routeCount = settings.routes.count
@@ -70,6 +71,7 @@ struct ServeCommand: ParsableCommand {
             }
         }
         let stop: @Sendable () -> Void = {
+            let drainTimeout = server.drainTimeout  // the config in service: a reload may have changed it
             logger.info("draining", metadata: ["timeout_s": "\(drainTimeout)"])
             Task {
                 await server.drain(timeout: drainTimeout)

@@ -201,4 +201,28 @@ import Testing
         #expect(result.stdout.contains("line 3: server.threads: expected an integer"))
         #expect(result.stdout.contains("line 7: auth.leway: unknown key (did you mean \"leeway\"?)"))
     }
+
+    /// A key folder that is not there (a typo: serve would make a development key in it and
+    /// refuse every real token) and an access log that cannot be written are found by
+    /// `config check`, and `serve` will not start with them.
+    @Test func configCheckAndServeRefuseFilesThatAreNotThere() throws {
+        let dir = CLI.temporaryDirectory()
+        try """
+        [server]
+        access_log = "/nonexistent/dir/access.log"
+
+        [auth]
+        keys = "\(dir)/keyz"
+        """.write(toFile: dir + "/typo.conf", atomically: true, encoding: .utf8)
+        let check = try CLI.run(["config", "check", dir + "/typo.conf"])
+        #expect(check.status == 1)
+        #expect(check.stdout.contains("[auth] keys: the folder \(dir)/keyz does not exist"), "\(check.stdout)")
+        #expect(check.stdout.contains("[server] access_log: cannot create /nonexistent/dir/access.log"), "\(check.stdout)")
+        let serve = try CLI.run(["serve", "--config", dir + "/typo.conf", "--listen", "127.0.0.1:0"])
+        #expect(serve.status != 0 && serve.stderr.contains("does not exist"), "\(serve.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/keyz"), "no key folder was made")
+        // The default folder name is still made on first run, with a development key.
+        try "[auth]\nkeys = \"Keys\"\n".write(toFile: dir + "/fresh.conf", atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["config", "check", dir + "/fresh.conf"]).status == 0)
+    }
 }

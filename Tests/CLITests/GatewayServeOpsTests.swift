@@ -458,6 +458,24 @@ import Testing
         #expect(metrics.contains("gateway_open_connections"))
     }
 
+    /// logrotate moves the access log away and sends SIGHUP: the next lines go to a new file.
+    @Test func sighupOpensTheAccessLogAgain() throws {
+        let up = try TestUpstream()
+        let dir = CLI.temporaryDirectory()
+        let config = "[server]\naccess_log = \"\(dir)/access.log\"\n[[route]]\npath = \"/a/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n"
+        let gw = try TestGateway(config: config, keys: Self.keys, directory: dir)
+        #expect(try Curl.request(gw.url + "/a/before").status == 200)
+        #expect(rename(dir + "/access.log", dir + "/access.log.1") == 0)
+        gw.child.signal(SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try Curl.request(gw.url + "/a/after").status == 200)
+        Thread.sleep(forTimeInterval: 0.2)
+        let old = (try? String(contentsOfFile: dir + "/access.log.1", encoding: .utf8)) ?? ""
+        let new = (try? String(contentsOfFile: dir + "/access.log", encoding: .utf8)) ?? ""
+        #expect(old.contains("/a/before") && !old.contains("/a/after"), "\(old)")
+        #expect(new.contains("/a/after"), "a new file after the reload: \(new)")
+    }
+
     @Test func sighupReloadsAndRefusesABadConfig() throws {
         let up = try TestUpstream()
         let gw = try TestGateway(config: "[[route]]\npath = \"/a/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)

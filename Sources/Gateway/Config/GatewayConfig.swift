@@ -84,6 +84,23 @@ public struct GatewayConfig: Sendable {
         return config
     }
 
+    /// What the files it names say about it on this machine, beyond its text: a key folder
+    /// that does not exist (other than the default `Keys`, where `serve` makes a development
+    /// key: a typo elsewhere would serve with a fresh key and refuse every real token), an
+    /// access log that cannot be written.
+    public func problemsOnThisMachine() -> [String] {
+        var problems: [String] = []
+        var isFolder: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: auth.keys, isDirectory: &isFolder)
+        if exists, !isFolder.boolValue {
+            problems.append("[auth] keys: \(auth.keys) is a file, not a folder")
+        } else if !exists, (auth.keys as NSString).lastPathComponent != "Keys" {
+            problems.append("[auth] keys: the folder \(auth.keys) does not exist (only a folder named Keys is made, with a development key, on first run)")
+        }
+        if let why = LogSink.problem(server.accessLog) { problems.append("[server] access_log: \(why)") }
+        return problems
+    }
+
     static func resolve(_ path: String, against base: String) -> String {
         path.hasPrefix("/") || base == "." ? path : (base as NSString).appendingPathComponent(path)
     }

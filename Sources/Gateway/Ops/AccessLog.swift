@@ -63,10 +63,38 @@ public struct JSONLineLogHandler: LogHandler {
 
 /// Where log lines go: a file descriptor written whole lines at a time.
 public final class LogSink: Sendable {
-    private let fd: Int32
-    private let lock = Mutex(())
+    private let fd: Mutex<Int32>
+    /// The file, when the sink is one (reopened by `reopen()`).
+    let path: String?
 
-    public init(fd: Int32) { self.fd = fd }
+    public init(fd: Int32, path: String? = nil) {
+        self.fd = Mutex(fd)
+        self.path = path
+    }
+
+    /// Opens the file again (after logrotate moved it away: SIGHUP); the old descriptor is
+    /// closed once no line is being written to it. False if it cannot be opened (lines keep
+    /// going to the old one).
+    @discardableResult
+    func reopen() -> Bool {
+        guard let path else { return true }
+        let next = Foundation.open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        guard next >= 0 else { return false }
+        let old = fd.withLock { fd in defer { fd = next }; return fd }
+        Foundation.close(old)
+        return true
+    }
+
+    /// Why `target` (a path) cannot be a log file, or nil.
+    public static func problem(_ target: String) -> String? {
+        if ["off", "", "stdout", "stderr"].contains(target) { return nil }
+        let directory = (target as NSString).deletingLastPathComponent
+        let folder = directory.isEmpty ? "." : directory
+        if access(target, F_OK) == 0 {
+            return access(target, W_OK) == 0 ? nil : "\(target) is not writable"
+        }
+        return access(folder, W_OK) == 0 ? nil : "cannot create \(target): the folder \(folder) does not exist or is not writable"
+    }
 
     /// "stdout", "stderr", or a path opened for appending; nil for "off".
     public static func open(_ target: String) -> LogSink? {
@@ -76,13 +104,13 @@ public final class LogSink: Sendable {
         case "stderr": return LogSink(fd: STDERR_FILENO)
         default:
             let fd = Foundation.open(target, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-            return fd >= 0 ? LogSink(fd: fd) : LogSink(fd: STDERR_FILENO)
+            return fd >= 0 ? LogSink(fd: fd, path: target) : LogSink(fd: STDERR_FILENO)
         }
     }
 
     func write(_ line: String) {
         var line = line
-        lock.withLock { _ in
+        fd.withLock { fd in
             line.withUTF8 { buffer in
                 var offset = 0
                 while offset < buffer.count {

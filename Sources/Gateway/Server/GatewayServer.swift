@@ -32,6 +32,11 @@ public final class GatewayServer: Sendable {
     /// Bumped after each swap of `state`: a connection keeps the state it read until this changes.
     let stateGeneration = Atomic<Int>(0)
     private let accessLog: Logger?
+    private let accessSink: LogSink?
+    private let accessLogTarget: String
+
+    /// The drain timeout of the config in service (a reload may change it).
+    public var drainTimeout: Double { state.config.server.drainTimeout }
     public let logger: Logger
     private let listener = Mutex<(any Channel)?>(nil)
     /// Why the runtime store did not answer the last readiness probe, nil when it did.
@@ -113,7 +118,9 @@ public final class GatewayServer: Sendable {
         sessions = RuntimeSessions(store: store, createUnknown: config.runtime.unknownSessions == "create",
                                    validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL, cache: cache)
         self.logger = logger
-        if let sink = LogSink.open(config.server.accessLog) {
+        accessLogTarget = config.server.accessLog
+        accessSink = LogSink.open(config.server.accessLog)
+        if let sink = accessSink {
             accessLog = Logger(label: "access") { JSONLineLogHandler(label: $0, sink: sink) }
         } else {
             accessLog = nil
@@ -180,6 +187,12 @@ public final class GatewayServer: Sendable {
         let next = GatewayState(config: config, keys: keys, health: upstreamHealth, onUnknownKid: Self.unknownKidHook(remote))
         current.withLock { $0 = next }
         stateGeneration.add(1, ordering: .releasing)
+        // The access log file is opened again: logrotate's `mv` then SIGHUP starts a new one.
+        if config.server.accessLog != accessLogTarget {
+            logger.warning("reload: [server] access_log changed; restart to write it elsewhere", metadata: ["access_log": "\(accessLogTarget)"])
+        } else if accessSink?.reopen() == false {
+            logger.warning("reload: cannot open the access log again; lines keep going to the file open before", metadata: ["access_log": "\(accessLogTarget)"])
+        }
         upstreamHealth.keep(origins: Set(config.routes.flatMap { $0.upstreams.map(\.origin) }))
         logger.info("reload: config and keys in service", metadata: ["routes": "\(config.routes.count)", "keys": "\(keys.ring.keys.count)"])
     }
