@@ -288,6 +288,7 @@ import Testing
             if Date().timeIntervalSince(ejectedAt) < 4 {
                 #expect(posts == Array(repeating: 200, count: 6), "full path \(fullPath): POSTs go to the live upstream meanwhile: \(posts)")
                 #expect(metrics.contains(#"gateway_upstream_connect_failures{upstream="127.0.0.1:1"} 1"#), "failures in a row, per upstream")
+                #expect(metrics.contains(#"gateway_upstream_connect_errors_total{upstream="127.0.0.1:1"}"#), "and a counter of them all")
             }
             #expect(logged(gw, "upstream ejected"))
         }
@@ -596,6 +597,18 @@ import Testing
         #expect(status == 0)
         while request.isExecuting || !request.isFinished { Thread.sleep(forTimeInterval: 0.05) }
         #expect(slow?.status == 200, "the in-flight request was answered")
+    }
+
+    /// A request still running when drain_timeout runs out is cut by the gateway, and logged so.
+    @Test func drainTimeoutCutsAreLoggedAsTheGateways() throws {
+        let up = try TestUpstream()
+        let gw = try TestGateway(config: "[server]\ndrain_timeout = \"1s\"\n[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
+        let request = Thread { _ = try? Curl.request(gw.url + "/slow?ms=6000") }
+        request.start()
+        Thread.sleep(forTimeInterval: 0.4)
+        gw.child.signal(SIGTERM)
+        #expect(gw.child.waitForExit(timeout: 10) == 0)
+        #expect(gw.child.stdout.contains("closed by the gateway: drain_timeout ran out") && gw.child.stdout.contains(#""status":"503""#), "\(gw.child.stdout.suffix(600))")
     }
 
     /// A download whose client reads slowly when SIGTERM comes: the drain lets every byte go

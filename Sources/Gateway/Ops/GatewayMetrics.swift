@@ -16,6 +16,7 @@ public final class GatewayMetrics: Sendable {
     private let requests = Mutex<[String: [Int: CoreMetrics.Counter]]>([:])
     private let verifications = Mutex<[String: CoreMetrics.Counter]>([:])
     private let latency = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let connectErrors = Mutex<[String: CoreMetrics.Counter]>([:])
     private let connections = Atomic<Int>(0)
     private let connectionsGauge: Prometheus.Gauge
     private let cacheHits: Prometheus.Gauge, cacheMisses: Prometheus.Gauge, cacheEntries: Prometheus.Gauge, cacheRatio: Prometheus.Gauge
@@ -72,6 +73,16 @@ public final class GatewayMetrics: Sendable {
             timers[route] = t
             return t
         }
+    }
+
+    /// `gateway_upstream_connect_errors_total{upstream}`: every failed connect (for rate()).
+    func upstreamConnectError(_ origin: String) {
+        connectErrors.withLock { counters in
+            if let c = counters[origin] { return c }
+            let c = CoreMetrics.Counter(label: "gateway_upstream_connect_errors_total", dimensions: [("upstream", origin)], factory: factory)
+            counters[origin] = c
+            return c
+        }.increment()
     }
 
     /// `gateway_upstream_connect_failures{upstream}`: failed connects in a row (0 once one succeeds).

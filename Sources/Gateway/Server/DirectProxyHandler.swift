@@ -250,7 +250,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         server.connections.closed(context.channel)
         if let exchange {
             self.exchange = nil
-            finish(exchange, status: exchange.status == 0 ? 499 : exchange.status, reusable: false, note: "client closed")
+            let close = server.inFlightCloseNote
+            finish(exchange, status: exchange.status == 0 ? close.status : exchange.status, reusable: false, note: close.note)
         }
         context.fireChannelInactive()
     }
@@ -831,6 +832,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 self.send(exchange, on: acquired.channel, handler: nil)
             case .failure(let error):
                 self.server.upstreamHealth.connectFailed(exchange.upstream.origin, error: error)
+                self.server.metrics.upstreamConnectError(exchange.upstream.origin)
                 if exchange.idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
                     exchange.attempt = 1
                     exchange.upstream = exchange.upstreams[1]

@@ -209,7 +209,17 @@ public final class GatewayServer: Sendable {
             if connections.count == 0 { break }
             try? await Task.sleep(nanoseconds: 50_000_000)
         }
+        drainTimedOut.store(connections.count > 0, ordering: .relaxed)
         connections.closeAll()
+    }
+
+    /// The drain's timeout ran out with requests in flight: the gateway closed them.
+    let drainTimedOut = Atomic<Bool>(false)
+
+    /// How a request that ended with its connection is logged: the client's close (499), or
+    /// the gateway's at the end of a drain.
+    var inFlightCloseNote: (status: Int, note: String) {
+        drainTimedOut.load(ordering: .relaxed) ? (503, "closed by the gateway: drain_timeout ran out") : (499, "client closed")
     }
 
     public func shutdown() async {

@@ -171,7 +171,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         server.connections.closed(context.channel)
         if let exchange {
             self.exchange = nil
-            finish(exchange, status: exchange.status == 0 ? 499 : exchange.status, reusable: false, note: "client closed")
+            let close = server.inFlightCloseNote
+            finish(exchange, status: exchange.status == 0 ? close.status : exchange.status, reusable: false, note: close.note)
         }
         context.fireChannelInactive()
     }
@@ -677,6 +678,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 self.attach(exchange, acquired.channel)
             case .failure(let error):
                 self.server.upstreamHealth.connectFailed(exchange.upstream.origin, error: error)
+                self.server.metrics.upstreamConnectError(exchange.upstream.origin)
                 let idempotent = [.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE].contains(exchange.head.method)
                 if idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
                     exchange.attempt = 1
