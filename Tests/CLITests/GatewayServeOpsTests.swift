@@ -468,7 +468,11 @@ import Testing
         #expect(try Curl.request(gw.url + "/a/before").status == 200)
         #expect(rename(dir + "/access.log", dir + "/access.log.1") == 0)
         gw.child.signal(SIGHUP)
-        Thread.sleep(forTimeInterval: 0.5)
+        var waits = 0
+        while waits < 200, !gw.child.stderr.contains("reload: config and keys in service") {
+            waits += 1
+            Thread.sleep(forTimeInterval: 0.02)
+        }
         #expect(try Curl.request(gw.url + "/a/after").status == 200)
         Thread.sleep(forTimeInterval: 0.2)
         let old = (try? String(contentsOfFile: dir + "/access.log.1", encoding: .utf8)) ?? ""
@@ -605,7 +609,13 @@ import Testing
         let gw = try TestGateway(config: "[server]\ndrain_timeout = \"1s\"\n[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
         let request = Thread { _ = try? Curl.request(gw.url + "/slow?ms=6000") }
         request.start()
-        Thread.sleep(forTimeInterval: 0.4)
+        // In flight once the gateway holds its connection (beside this poll's own), and a moment.
+        var polls = 0
+        while polls < 100, !((try? Curl.request(gw.url + "/metrics"))?.body.contains("gateway_open_connections 2") ?? false) {
+            polls += 1
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Thread.sleep(forTimeInterval: 0.3)
         gw.child.signal(SIGTERM)
         #expect(gw.child.waitForExit(timeout: 10) == 0)
         #expect(gw.child.stdout.contains("closed by the gateway: drain_timeout ran out") && gw.child.stdout.contains(#""status":"503""#), "\(gw.child.stdout.suffix(600))")
@@ -616,7 +626,7 @@ import Testing
     /// idle connection was closed under it).
     @Test func drainLetsASlowDownloadFinish() throws {
         let up = try TestUpstream()
-        let gw = try TestGateway(config: "[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
+        let gw = try TestGateway(config: "[server]\ndrain_timeout = \"90s\"\n[[route]]\npath = \"/\"\nupstream = \"\(up.url)\"\nauth = \"public\"\n", keys: Self.keys)
         let size = 6_000_000
         let script = """
         import socket,sys,time

@@ -90,7 +90,9 @@ public final class LogSink: Sendable {
         if ["off", "", "stdout", "stderr"].contains(target) { return nil }
         let directory = (target as NSString).deletingLastPathComponent
         let folder = directory.isEmpty ? "." : directory
-        if access(target, F_OK) == 0 {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: target, isDirectory: &isFolder) {
+            if isFolder.boolValue { return "\(target) is a folder, not a file" }
             return access(target, W_OK) == 0 ? nil : "\(target) is not writable"
         }
         return access(folder, W_OK) == 0 ? nil : "cannot create \(target): the folder \(folder) does not exist or is not writable"

@@ -269,9 +269,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
-            if let exchange, exchange.bodyRemaining > 0 {
-                // The client stopped sending before its body was whole: the request can never
-                // be complete, so neither connection waits for the idle timeout.
+            if let exchange, exchange.bodyRemaining > 0, exchange.framing == nil {
+                // The client stopped sending before its body was whole and no answer has begun:
+                // the request can never be complete, so neither connection waits for the idle
+                // timeout. (An answer already under way, say an early 413, is let finish.)
                 self.exchange = nil
                 finish(exchange, status: 499, reusable: false, note: "client closed with \(exchange.bodyRemaining) body bytes to go")
                 return context.close(promise: nil)

@@ -175,6 +175,11 @@ public final class GatewayServer: Sendable {
     /// Reads the config file and the key folder again. A bad config or bad keys are refused
     /// with their reasons and the running ones keep serving.
     public func reload(configPath: String) throws {
+        // The access log file first, whatever becomes of the rest: logrotate's SIGHUP must
+        // work while a config being edited is refused.
+        if accessSink?.reopen() == false {
+            logger.warning("reload: cannot open the access log again; lines keep going to the file open before", metadata: ["access_log": "\(accessLogTarget)"])
+        }
         let config = try GatewayConfig.load(path: configPath)
         let running = state.config
         if config.server.host != running.server.host || config.server.port != running.server.port {
@@ -190,8 +195,6 @@ public final class GatewayServer: Sendable {
         // The access log file is opened again: logrotate's `mv` then SIGHUP starts a new one.
         if config.server.accessLog != accessLogTarget {
             logger.warning("reload: [server] access_log changed; restart to write it elsewhere", metadata: ["access_log": "\(accessLogTarget)"])
-        } else if accessSink?.reopen() == false {
-            logger.warning("reload: cannot open the access log again; lines keep going to the file open before", metadata: ["access_log": "\(accessLogTarget)"])
         }
         upstreamHealth.keep(origins: Set(config.routes.flatMap { $0.upstreams.map(\.origin) }))
         logger.info("reload: config and keys in service", metadata: ["routes": "\(config.routes.count)", "keys": "\(keys.ring.keys.count)"])

@@ -178,7 +178,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
-        if malformed != nil { return }
+        if malformed != nil || closingWhenSent { return }
         if !queued.isEmpty || local?.dispatched == true {
             pendingRead = true
             return
@@ -352,6 +352,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Closing once the last answer went out (a drain): nothing more is taken.
+        if closingWhenSent { return }
         inReadCycle = true
         lastClientBytes = DispatchTime.now().uptimeNanoseconds
         let part = unwrapInboundIn(data)
@@ -651,7 +653,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if !identityConfig.claims.isEmpty { headers.add(name: identityConfig.claims, value: identity.token.payloadSegment) }
         }
         // Several X-Forwarded-For fields make one list (RFC 9110 section 5.3), as on the direct path.
-        let given = head.headers["x-forwarded-for"]
+        let given = headers["x-forwarded-for"]  // after the strip: a Connection header may have named it
         let forwardedFor = given.isEmpty ? remoteIP : given.joined(separator: ", ") + ", \(remoteIP)"
         headers.replaceOrAdd(name: "x-forwarded-for", value: forwardedFor)
         headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
