@@ -405,12 +405,9 @@ import Testing
             #expect(answer.echoed?["x-request-id"]?.string == "first-1", "the first request id: \(answer.raw.prefix(600))")
             #expect(answer.echoed?["x-forwarded-for"]?.string == "1.1.1.1, 2.2.2.2, 127.0.0.1", "both forwarded-for fields: \(answer.raw.prefix(600))")
         }
-        // `get` is not GET: the route's methods do not match it, and no other route may take it;
-        // a method neither path knows is refused alike.
-        for method in ["get", "FOO"] {
-            for answer in try both("/echo", "", method: method) {
-                #expect(answer.status == 400 && answer.raw.contains("does not start with a method"), "\(method): \(answer.raw.prefix(300))")
-            }
+        // `get` is not GET: the route's methods do not match it, and no other route may take it.
+        for answer in try both("/req/echo", "", method: "get") {
+            #expect(answer.status == 400 && answer.raw.contains("does not start with a method"), "\(answer.raw.prefix(300))")
         }
     }
 
@@ -504,7 +501,7 @@ import Testing
         let script = """
         import socket,threading,time
         s=socket.create_connection(("127.0.0.1",\(gw.port)));s.settimeout(60)
-        one=b"GET /up/slow?ms=200 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"+b"GET /x HTTP/1.1\\r\\nhost:\\r\\n\\r\\n"*\(perGroup)
+        one=b"GET /up/slow?ms=200 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"+b"G /x HTTP/1.1\\r\\nhost:\\r\\n\\r\\n"*\(perGroup)
         threading.Thread(target=lambda: s.sendall(one*\(groups)),daemon=True).start()
         time.sleep(1.0)
         count=0;ok=0;tail=b""

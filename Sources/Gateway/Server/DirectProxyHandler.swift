@@ -504,9 +504,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         while i < end, (p[i] >= 0x41 && p[i] <= 0x5A) || p[i] == UInt8(ascii: "-") { i += 1 }
         guard i > 0, i < end, p[i] == HTTPScan.sp else { return .handOver }
         let methodRange = 0..<i
-        // The common methods stay here; others (WebDAV's, extensions) go to the full path,
-        // whose parser forwards those it knows and refuses the rest: one rule for both paths.
-        guard Self.isCommonMethod(p, methodRange) else { return .handOver }
         i += 1
         let targetStart = i
         if methodRange.count == 7, HTTPScan.equals(p, methodRange, "CONNECT") {
@@ -739,18 +736,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     private static let forwardedForName = Array("x-forwarded-for: ".utf8)
-
-    @inline(__always)
-    static func isCommonMethod(_ p: UnsafeRawBufferPointer, _ method: Range<Int>) -> Bool {
-        switch method.count {
-        case 3: return HTTPScan.equals(p, method, "GET") || HTTPScan.equals(p, method, "PUT")
-        case 4: return HTTPScan.equals(p, method, "POST") || HTTPScan.equals(p, method, "HEAD")
-        case 5: return HTTPScan.equals(p, method, "PATCH") || HTTPScan.equals(p, method, "TRACE")
-        case 6: return HTTPScan.equals(p, method, "DELETE")
-        case 7: return HTTPScan.equals(p, method, "OPTIONS") || HTTPScan.equals(p, method, "CONNECT")
-        default: return false
-        }
-    }
 
     /// `x-forwarded-for: IP\r\nx-forwarded-proto: http\r\nx-real-ip: IP\r\nx-forwarded-host: `
     /// for this connection's client.
