@@ -436,6 +436,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             lookAgain = false
             takeRequests()
         } while lookAgain
+        // Answers written here go out now: this may run from a writability change or a timer,
+        // after which no read completes to flush them (the last answers of a long pipeline
+        // waited for bytes that never came).
+        if clientNeedsFlush, !handedOver { flushClient() }
     }
 
     private func takeRequests() {
