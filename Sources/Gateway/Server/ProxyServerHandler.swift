@@ -1009,6 +1009,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             buffer.writeBytes(answer.body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
+        endAnswer(keepAlive: keepAlive)
+    }
+
+    /// Ends an answer made here: the rest of the request is read and dropped, and the
+    /// connection closes after the answer unless it is kept alive.
+    private func endAnswer(keepAlive: Bool) {
         discarding = true
         closeAfterDiscard = !keepAlive
         let promise = context.eventLoop.makePromise(of: Void.self)
@@ -1041,12 +1047,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         server.requestFinished(route: "-", status: 204, method: head.method.rawValue, uri: head.uri, requestID: requestID, started: DispatchTime.now().uptimeNanoseconds,
                                upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: "CORS preflight")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .noContent, headers: headers))), promise: nil)
-        discarding = true
-        closeAfterDiscard = !keepAlive
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
-        answered = promise.futureResult
-        if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+        endAnswer(keepAlive: keepAlive)
     }
 
     // MARK: Helpers
