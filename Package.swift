@@ -139,3 +139,27 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets, one per input surface: declared only when GATEWAY_FUZZ is set, so normal
+// builds and tests never see them. scripts/fuzz.sh builds and runs them (see Fuzz/README.md).
+if Context.environment["GATEWAY_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, path: String, dependencies: [Target.Dependency])] = [
+        ("fuzz-jws", "Fuzz/JWS", ["JOSE"]),
+        ("fuzz-claims", "Fuzz/Claims", ["JOSE"]),
+        ("fuzz-keys", "Fuzz/Keys", ["JOSE"]),
+        ("fuzz-request", "Fuzz/Request", ["Gateway", "FuzzGateway"]),
+        ("fuzz-http1", "Fuzz/HTTP1", ["Gateway", "FuzzGateway"]),
+        ("fuzz-response", "Fuzz/Response", ["Gateway", "FuzzGateway"]),
+        ("fuzz-config", "Fuzz/Config", ["Gateway"]),
+        ("fuzz-api", "Fuzz/API", ["Gateway", "JOSE", "FuzzGateway"]),
+    ]
+    package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["CFuzzDriver"], path: "Fuzz/Support", swiftSettings: strict))
+    package.targets.append(.target(name: "FuzzGateway", dependencies: ["FuzzSupport", "Gateway", "JOSE"], path: "Fuzz/GatewaySupport",
+                                   swiftSettings: strict))
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(name: target.name, dependencies: target.dependencies + ["FuzzSupport"],
+                                                 path: target.path, swiftSettings: strict))
+        package.products.append(.executable(name: target.name, targets: [target.name]))
+    }
+}
