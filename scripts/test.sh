@@ -13,3 +13,10 @@ export GATEWAY_POSTGRES_URL
 trap 'scripts/postgres.sh stop; rm -rf "$GATEWAY_PG_DIR"' EXIT
 swift build --build-tests
 swift test
+# Fuzzing (Fuzz/README.md): a bounded run of every libFuzzer target, after the unit tests.
+# Off unless GATEWAY_FUZZ_CI=1: the address-sanitized release build of the fuzz products (the
+# whole dependency graph again, in its own scratch folder) takes far longer than CI can spend
+# on this two-core machine. With it: about 25 s per target, 8 targets (GATEWAY_FUZZ_SECONDS).
+if [ "${GATEWAY_FUZZ_CI:-0}" = 1 ]; then
+  scripts/fuzz.sh --time "${GATEWAY_FUZZ_SECONDS:-25}"
+fi

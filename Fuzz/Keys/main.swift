@@ -29,7 +29,8 @@ func exercise(_ keys: [JWTKey]) {
     for key in keys {
         _ = (key.label, key.typeDescription, key.algorithms, key.restriction, key.isPrivate, key.isSecret)
         _ = key.publicJWK?.serialized()
-        if let pem = key.pem(includingPrivate: true), signsQuickly(key) {
+        // Read back from PEM (an RSA private key is checked again on import, primes included: slow).
+        if let pem = key.pem(includingPrivate: true), !(key.isPrivate && key.typeDescription.hasPrefix("RSA")) {
             _ = try? JWTKey.pem(Array(pem.utf8), kid: key.kid, source: "again")
         }
         guard key.canSign, key.canVerify, signsQuickly(key), let alg = key.algorithms.first else { continue }
