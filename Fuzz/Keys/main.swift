@@ -76,5 +76,5 @@ public func test(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
 }
 
 _ = Harness.folder
-atexit { try? FileManager.default.removeItem(atPath: Harness.folder) }
+atexit { _ = try? FileManager.default.removeItem(atPath: Harness.folder) }
 runFuzzer(test)
