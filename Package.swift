@@ -7,6 +7,12 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// `GATEWAY_FUZZ` set: the libFuzzer targets (Fuzz/, end of this file) and the embedded harness
+/// they drive the server with (Gateway's EmbeddedGateway.swift) are part of the package.
+let fuzzing = Context.environment["GATEWAY_FUZZ"] != nil
+let fuzzingDependencies: [Target.Dependency] = fuzzing ? [.product(name: "NIOEmbedded", package: "swift-nio")] : []
+let fuzzingSettings: [SwiftSetting] = fuzzing ? [.define("GATEWAY_FUZZ")] : []
+
 /// The request path: dynamic exclusivity checks off (the compiler's static checks stay).
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
@@ -77,8 +83,9 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ],
-            swiftSettings: strict + fast
+            ] + fuzzingDependencies,
+            exclude: fuzzing ? [] : ["Server/EmbeddedGateway.swift"],
+            swiftSettings: strict + fast + fuzzingSettings
         ),
 
         // The command line: serve, token inspect|verify|mint, keys, config check.
@@ -142,7 +149,7 @@ let package = Package(
 
 // libFuzzer targets, one per input surface: declared only when GATEWAY_FUZZ is set, so normal
 // builds and tests never see them. scripts/fuzz.sh builds and runs them (see Fuzz/README.md).
-if Context.environment["GATEWAY_FUZZ"] != nil {
+if fuzzing {
     let fuzzTargets: [(name: String, path: String, dependencies: [Target.Dependency])] = [
         ("fuzz-jws", "Fuzz/JWS", ["JOSE"]),
         ("fuzz-claims", "Fuzz/Claims", ["JOSE"]),
