@@ -14,7 +14,10 @@
 # noise that last seconds, a ratio of two loads seconds apart says more than one of two loads
 # in different spells. Every pair is printed, then per row the median ratios and how many
 # pairs meet the row's target (the issue's: plain >= 1.0, ES256 >= 3.0, RS256 >= 2.0,
-# HS256 >= 1.0, ES256-unique >= 1.0; p99 no worse than HAProxy's). Each pair also gives the
+# HS256 >= 1.0, ES256-unique >= 1.0, ES256-expired >= 3.0; p99 no worse than HAProxy's).
+# ES256-expired: every request carries the same ES256 token, signed by the peers' key and
+# expired an hour ago; HAProxy verifies it, then checks exp, and answers 401; the gateway
+# answers 401 expired from its refusal cache (a signed-out user's old token sent in a loop). Each pair also gives the
 # CPU time each proxy's process spent per request: on two cores shared with wrk and nginx, a
 # proxy's requests/s depend on how the scheduler shares them out, its CPU per request much less.
 set -euo pipefail
@@ -30,6 +33,20 @@ RELAY_PORT=$((PORT + 10))
 work=$(mktemp -d)
 trap 'kill ${gw:-} ${relay:-} 2>/dev/null || true; bash "$PEERS_SH" stop >/dev/null 2>&1 || true' EXIT
 bench_start_gateway "$work"
+# The expired token, made like peers' tokens.py makes the others (its claims, an hour past exp).
+python3 - "$PEERS_DIR" "$(dirname "$PEERS_SH")" <<'PY'
+import sys, time, uuid
+sys.path.insert(0, sys.argv[2])
+from tokens import claims, sign
+from cryptography.hazmat.primitives import serialization
+d = sys.argv[1]
+key = serialization.load_pem_private_key(open(f"{d}/keys/es256.pem", "rb").read(), None)
+payload = claims(int(time.time()) - 7200, str(uuid.uuid4()))
+payload["exp"] = int(time.time()) - 3600
+open(f"{d}/tokens/ES256-expired.jwt", "w").write(sign("ES256", key, payload) + "\n")
+PY
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$PEERS_DIR/tokens/ES256-expired.jwt")" "http://127.0.0.1:$PORT/")
+[ "$code" = 401 ] || { echo "bench-gateway: the gateway answered the expired token $code" >&2; exit 1; }
 .build/release/relay-ceiling "$RELAY_PORT" 18090 >/dev/null 2>&1 &
 relay=$!
 
@@ -39,7 +56,8 @@ for run in $(seq 1 "$RUNS"); do
   echo "run $run/$RUNS (wrk -t${PEERS_THREADS:-1} -c${PEERS_CONNECTIONS:-64} -d${PEERS_DURATION:-8s})"
   out=$(bash "$PEERS_SH" compare "$PORT")
   printf '%-14s %12s %10s %12s %10s %9s %9s\n' kind haproxy_rps p99_ms gateway_rps p99_ms rps_ratio p99_ratio
-  for kind in none ES256 RS256 HS256 ES256-unique; do
+  out+=$'\n'$(bash "$PEERS_SH" load 18081 ES256-expired)$'\n'$(bash "$PEERS_SH" load "$PORT" ES256-expired)
+  for kind in none ES256 RS256 HS256 ES256-unique ES256-expired; do
     peer=$(awk -v k="$kind" -v p="$PORT" '$2==k && $1!=p' <<<"$out" | head -1)
     ours=$(awk -v k="$kind" -v p="$PORT" '$2==k && $1==p' <<<"$out" | head -1)
     prps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$peer"); grps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$ours")
@@ -76,9 +94,10 @@ if [ "$pairs" -gt 0 ]; then
   }
   : > "$summary"
   median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-  for kind in none ES256 RS256 HS256 ES256-unique; do
+  for kind in none ES256 RS256 HS256 ES256-unique ES256-expired; do
     case $kind in none) peer_port=18085 target=1.0 ;; ES256) peer_port=18081 target=3.0 ;; RS256) peer_port=18083 target=2.0 ;;
-                  HS256) peer_port=18084 target=1.0 ;; ES256-unique) peer_port=18081 target=1.0 ;; esac
+                  HS256) peer_port=18084 target=1.0 ;; ES256-unique) peer_port=18081 target=1.0 ;;
+                  ES256-expired) peer_port=18081 target=3.0 ;; esac
     rows=$work/pairs-$kind
     : > "$rows"
     for pair in $(seq 1 "$pairs"); do

@@ -5,6 +5,9 @@ import JOSE
 
 /// `gateway token mint`: signs a Supabase-style token with the newest private key.
 struct TokenMint: ParsableCommand {
+    /// The longest --ttl taken: 1000 years keeps exp far inside a 64-bit NumericDate.
+    static let longestTTL: Double = 1000 * 365.25 * 86400
+
     static let configuration = CommandConfiguration(
         commandName: "mint",
         abstract: "Sign a Supabase-style token with the key ring (the newest private key unless --kid/--alg).",
@@ -31,8 +34,8 @@ struct TokenMint: ParsableCommand {
     var claims: [String] = []
 
     func validate() throws {
-        guard let seconds = DurationText.parse(ttl), seconds > 0 else {
-            throw ValidationError("--ttl expects a positive duration like 3600, 15m, 1h; got \"\(ttl)\"")
+        guard let seconds = DurationText.parse(ttl), seconds > 0, seconds <= Self.longestTTL else {
+            throw ValidationError("--ttl expects a positive duration up to 1000 years like 3600, 15m, 1h; got \"\(ttl)\"")
         }
         _ = seconds
         if let alg, Algorithm(rawValue: alg) == nil {
@@ -47,7 +50,7 @@ struct TokenMint: ParsableCommand {
         let config = try source.loadConfig()
         let store = try source.keyStore(config)
         let now = Int64(Date().timeIntervalSince1970)
-        let lifetime = Int64(DurationText.parse(ttl)!.rounded())
+        let lifetime = Int64(exactly: (DurationText.parse(ttl) ?? 3600).rounded()) ?? 3600
         var object: [(String, JSONValue)] = []
         if let iss = issuer ?? config?.auth.issuers.first { object.append(("iss", .string(iss))) }
         if let sub { object.append(("sub", .string(sub))) }

@@ -1,5 +1,6 @@
 import Foundation
 import JOSE
+import Synchronization
 import Testing
 
 /// Error statuses, streaming with bounded memory, pooling, operations endpoints, reload and
@@ -390,14 +391,19 @@ import Testing
         #expect(truncate(file, off_t(size)) == 0 || FileManager.default.createFile(atPath: file, contents: nil) && truncate(file, off_t(size)) == 0)
 
         func sampled(_ body: () throws -> Curl.Response) rethrows -> (Curl.Response, Int) {
-            nonisolated(unsafe) var peak = 0
-            nonisolated(unsafe) var done = false
+            let peak = Mutex(0)
+            let done = Atomic(false)
             let sampler = Thread {
-                while !done { peak = max(peak, gw.child.rssKiB); Thread.sleep(forTimeInterval: 0.05) }
+                while !done.load(ordering: .relaxed) {
+                    let now = gw.child.rssKiB
+                    peak.withLock { $0 = max($0, now) }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
             }
             sampler.start()
-            defer { done = true }
-            return (try body(), peak)
+            defer { done.store(true, ordering: .relaxed) }
+            let response = try body()
+            return (response, peak.withLock { $0 })
         }
         let (download, downPeak) = try sampled { try Curl.request(gw.url + "/stream?bytes=\(size)", ["-w", "", "-o", "/dev/null"], timeout: 300) }
         _ = download

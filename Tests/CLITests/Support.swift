@@ -19,6 +19,8 @@ enum CLI {
         let status: Int32
         let stdout: String
         let stderr: String
+        /// Ended by a signal (a trap, a crash), whatever its status number.
+        var crashed = false
         var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
     }
 
@@ -45,7 +47,8 @@ enum CLI {
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
         group.wait()
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self),
+                      crashed: process.terminationReason == .uncaughtSignal)
     }
 
     static func temporaryDirectory() -> String {

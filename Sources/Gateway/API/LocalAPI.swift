@@ -104,11 +104,8 @@ final class LocalAPI: Sendable {
 
     // MARK: JSON shapes
 
-    static func iso(_ seconds: Double) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: seconds))
-    }
+    /// `2026-11-25T14:38:16.250Z`, total over whatever a stored row holds (no formatter is made).
+    static func iso(_ seconds: Double) -> String { Timestamp.utc(seconds, milliseconds: true) }
 
     /// A user as GoTrue shows it (see the contract's section 2).
     static func userJSON(_ user: User) -> JSONValue {

@@ -31,7 +31,7 @@ struct Authenticator: Sendable {
             if route.auth == .optional { return .pass(nil) }
             return .refuse(AuthFailure(.missingToken, "no token: send Authorization: Bearer <token>"))
         }
-        do {
+        do throws(AuthFailure) {
             let verified = try verifier.verify(bytes: token)
             let identity = verified.memoized(key: tenantClaim) { Identity(token: verified, tenantClaim: tenantClaim) }
             if let why = identity.unforwardable {
@@ -40,11 +40,9 @@ struct Authenticator: Sendable {
             }
             try RoutePolicy.check(route, identity)
             return .pass(identity)
-        } catch let failure as AuthFailure {
-            if failure.reason == .unknownKid { onUnknownKid?() }
-            return .refuse(failure)
         } catch {
-            return .refuse(AuthFailure(.malformed, "\(error)"))
+            if error.reason == .unknownKid { onUnknownKid?() }
+            return .refuse(error)
         }
     }
 

@@ -124,7 +124,7 @@ public enum DurationText {
         for (suffix, scale) in units where s.hasSuffix(suffix) {
             let number = s.dropLast(suffix.count)
             if suffix == "s", number.hasSuffix("m") { continue }
-            guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+            guard let value = Double(number), value >= 0, (value * scale).isFinite else { return nil }
             return value * scale
         }
         guard let value = Double(s), value >= 0, value.isFinite else { return nil }

@@ -23,7 +23,8 @@ public struct RouteConfig: Sendable {
     public var name: String
     public var match: Match
     public var host: String?
-    /// Upper-case methods; empty allows any.
+    /// Upper-case methods; empty allows any. HEAD is in wherever GET is (RFC 9110 section
+    /// 9.3.2: frameworks answer HEAD with their GET handler, so a policy on GET is one on HEAD).
     public var methods: Set<String> = []
     public var stripPrefix = false
     public var upstreams: [Upstream] = []
@@ -36,12 +37,15 @@ public struct RouteConfig: Sendable {
     public var firstByteTimeout: Double = 60
     public var idleTimeout: Double = 300
     public var forwardAuthorization = true
+    /// Method-override headers (`x-http-method-override` and kin, lower-case) passed to this
+    /// route's upstream; every other route's upstream never sees them.
+    public var methodOverrides: Set<String> = []
     public var line: Int?
     /// Position in the file's route list.
     public var index = 0
 
     static let keys = ["name", "path", "exact", "host", "methods", "strip_prefix", "upstream", "auth", "require",
-                       "session", "timeouts", "forward_authorization"]
+                       "session", "timeouts", "forward_authorization", "allow_method_override"]
 
     static func read(_ table: TOMLTable, index: Int, _ reader: inout ConfigReader) -> RouteConfig? {
         let at = "route[\(index)]"
@@ -72,6 +76,10 @@ public struct RouteConfig: Sendable {
             let known: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
             for method in methods where !known.contains(method.uppercased()) { reader.fail("\(at).methods", "unknown method \"\(method)\"") }
             route.methods = Set(methods.map { $0.uppercased() })
+            if route.methods.contains("HEAD"), !route.methods.contains("GET") {
+                reader.fail("\(at).methods", "HEAD is admitted wherever GET is, and not alone: an upstream answers HEAD with its GET handler, so list GET (HEAD comes with it)")
+            }
+            if route.methods.contains("GET") { route.methods.insert("HEAD") }
         }
         route.stripPrefix = reader.bool(table, "strip_prefix", at: at) ?? false
         if route.stripPrefix, case .exact = match { reader.fail("\(at).strip_prefix", "only applies to path (prefix) routes") }
@@ -127,6 +135,14 @@ public struct RouteConfig: Sendable {
             if let v = reader.duration(timeouts, "idle", at: tat, range: 0.01...86400) { route.idleTimeout = v }
         }
         route.forwardAuthorization = reader.bool(table, "forward_authorization", at: at) ?? true
+        if let names = reader.strings(table, "allow_method_override", at: at) {
+            for name in names {
+                let lowered = name.lowercased()
+                if HopByHop.methodOverrides.contains(lowered) { route.methodOverrides.insert(lowered) } else {
+                    reader.fail("\(at).allow_method_override", "expected any of \(HopByHop.methodOverrides.map { "\"\($0)\"" }.joined(separator: ", ")), found \"\(name)\"")
+                }
+            }
+        }
         return route
     }
 }

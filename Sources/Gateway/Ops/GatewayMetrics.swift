@@ -20,6 +20,7 @@ public final class GatewayMetrics: Sendable {
     private let connections = Atomic<Int>(0)
     private let connectionsGauge: Prometheus.Gauge
     private let cacheHits: Prometheus.Gauge, cacheMisses: Prometheus.Gauge, cacheEntries: Prometheus.Gauge, cacheRatio: Prometheus.Gauge
+    private let refusalHits: Prometheus.Gauge, refusalEntries: Prometheus.Gauge
 
     public init() {
         registry = PrometheusCollectorRegistry()
@@ -28,11 +29,13 @@ public final class GatewayMetrics: Sendable {
                                                    .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
                                                    .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
         self.factory = factory
-        connectionsGauge = registry.makeGauge(name: "gateway_open_connections", help: "Client connections open now")
-        cacheHits = registry.makeGauge(name: "gateway_token_cache_hits", help: "Verified-token cache hits since start")
-        cacheMisses = registry.makeGauge(name: "gateway_token_cache_misses", help: "Verified-token cache misses since start")
-        cacheEntries = registry.makeGauge(name: "gateway_token_cache_entries", help: "Verified tokens cached now")
-        cacheRatio = registry.makeGauge(name: "gateway_token_cache_hit_ratio", help: "hits / (hits + misses) since start")
+        connectionsGauge = registry.makeGauge(descriptor: Self.name("gateway_open_connections", help: "Client connections open now"))
+        cacheHits = registry.makeGauge(descriptor: Self.name("gateway_token_cache_hits", help: "Verified-token cache hits since start"))
+        cacheMisses = registry.makeGauge(descriptor: Self.name("gateway_token_cache_misses", help: "Verified-token cache misses since start"))
+        cacheEntries = registry.makeGauge(descriptor: Self.name("gateway_token_cache_entries", help: "Verified tokens cached now"))
+        cacheRatio = registry.makeGauge(descriptor: Self.name("gateway_token_cache_hit_ratio", help: "hits / (hits + misses) since start"))
+        refusalHits = registry.makeGauge(descriptor: Self.name("gateway_token_refusal_cache_hits", help: "Refusals answered from the refusal cache since start"))
+        refusalEntries = registry.makeGauge(descriptor: Self.name("gateway_token_refusal_cache_entries", help: "Refused tokens remembered now"))
     }
 
     func request(route: String, status: Int) {
@@ -87,14 +90,23 @@ public final class GatewayMetrics: Sendable {
 
     /// `gateway_upstream_connect_failures{upstream}`: failed connects in a row (0 once one succeeds).
     func upstreamConnectFailures(_ origin: String, _ count: Int) {
-        registry.makeGauge(name: "gateway_upstream_connect_failures", labels: [("upstream", origin)]).set(Double(count))
+        registry.makeGauge(descriptor: Self.name("gateway_upstream_connect_failures", help: "Failed connects to an upstream in a row"), labels: [("upstream", origin)]).set(Double(count))
+    }
+
+    /// A metric's full name as given (no unit suffix is added to it).
+    private static func name(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     func connectionOpened() { connectionsGauge.set(Double(connections.add(1, ordering: .relaxed).newValue)) }
     func connectionClosed() { connectionsGauge.set(Double(connections.subtract(1, ordering: .relaxed).newValue)) }
 
     /// Prometheus text exposition, with the cache gauges read now.
-    func render(cache: VerifiedTokenCache?) -> [UInt8] {
+    func render(cache: VerifiedTokenCache?, refusals: RefusalCache?) -> [UInt8] {
+        if let stats = refusals?.statistics {
+            refusalHits.set(Double(stats.hits))
+            refusalEntries.set(Double(stats.count))
+        }
         if let stats = cache?.statistics {
             cacheHits.set(Double(stats.hits))
             cacheMisses.set(Double(stats.misses))

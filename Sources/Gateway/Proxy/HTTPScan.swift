@@ -233,7 +233,9 @@ enum HTTPScan {
         }
     }
 
-    /// The name part of a Host value: without the port, IPv6 brackets removed (case kept).
+    /// The name part of a Host value: without the port, IPv6 brackets removed, and without the
+    /// trailing dot of a fully qualified name (`secure.example.` is `secure.example`, as DNS and
+    /// nginx read it); case kept.
     static func hostNameRange(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
         var start = range.lowerBound, end = range.upperBound
         if start < end, p[start] == UInt8(ascii: "[") {
@@ -245,8 +247,17 @@ enum HTTPScan {
             var k = start
             while k < end, p[k] != colon { k += 1 }
             end = k
+            if end > start, p[end - 1] == UInt8(ascii: ".") { end -= 1 }
         }
         return start..<end
+    }
+
+    /// Where the trailing dot of a Host value's name is, if it has one (`a.example.:8080`).
+    static func hostTrailingDot(_ p: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard range.lowerBound < range.upperBound, p[range.lowerBound] != UInt8(ascii: "[") else { return nil }
+        var k = range.lowerBound
+        while k < range.upperBound, p[k] != colon { k += 1 }
+        return k > range.lowerBound && p[k - 1] == UInt8(ascii: ".") ? k - 1 : nil
     }
 
     /// A Host value is empty, or a host name (letters, digits, '.', '-', '_') or a bracketed IPv6

@@ -28,14 +28,14 @@ public struct Router: Sendable {
     }
 
     /// Why a request path cannot be routed safely, or nil: dot segments (`/./`, `/../`, also
-    /// percent-encoded) and encoded slashes or backslashes would let an upstream that
+    /// percent-encoded), path parameters (`;`) and encoded slashes or backslashes would let an upstream that
     /// normalizes paths serve a different route than the one whose policy was applied.
     public static func unsafePath(_ path: String) -> String? {
         // Fast path: nothing that could spell a dot segment, an encoding or a backslash.
         var suspicious = false
         var previousSlash = false
         for byte in path.utf8 {
-            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "\\") || (byte == UInt8(ascii: "/") && previousSlash) {
+            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: ";") || (byte == UInt8(ascii: "/") && previousSlash) {
                 suspicious = true
                 break
             }
@@ -47,6 +47,10 @@ public struct Router: Sendable {
             return "encoded \(encoded.uppercased()) in the path is not accepted"
         }
         if path.contains("\\") { return "backslash in the path is not accepted" }
+        // Servlet containers (Tomcat, Jetty) and Spring take `;params` off each segment before
+        // routing ("/admin;x=1/a" is "/admin/a", "/..;/" is "/../"): a route matched on the
+        // path with them would not be the route the upstream serves.
+        if path.contains(";") { return "path parameters (;) are not accepted" }
         if path.contains("//") { return "empty path segments (//) are not accepted" }
         // Unreserved characters are never percent-encoded by a well-behaved client; decoding them
         // upstream would route "/%61dmin" as "/admin".

@@ -161,7 +161,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
         /// `x-request-id: ID` and the end of the response head (with `connection: close` if asked).
         func writeRequestIDField(into buffer: inout ByteBuffer, close: Bool) {
-            request.withUnsafeReadableBytes { p in
+            _ = request.withUnsafeReadableBytes { p in
                 buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: requestIDLength + 40) { room in
                     var out = ByteWriter(room)
                     out.put("x-request-id: ")
@@ -536,6 +536,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var contentLength: Int? = nil
         var expectContinue = false
         var dropped = HTTPScan.FieldMask()  // not copied to the upstream
+        var overrides: [Int] = []  // method-override headers, dropped unless the route allows them
         for (index, field) in fields.enumerated() {
             let name = field.name
             switch name.count {
@@ -591,12 +592,15 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 // (CGI-style backends read X_Forwarded_For as X-Forwarded-For).
                 if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) || HTTPScan.isAny(p, name, of: HopByHop.writtenByGatewayBytes, underscoreAsDash: true) {
                     dropped.insert(index)
+                } else if name.count >= 13, name.count <= 22, HTTPScan.isAny(p, name, of: HopByHop.methodOverrideBytes, underscoreAsDash: true) {
+                    overrides.append(index)
                 }
             }
             // The identity namespace, in any case and with `_` for `-`.
             if state.mayBeOwnedHeader(length: name.count), state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { dropped.insert(index) }
         }
-        guard let host, HTTPScan.isValidHost(p, host) else { return .handOver }
+        // A name with its trailing dot is forwarded without it: the full path rewrites Host.
+        guard let host, HTTPScan.isValidHost(p, host), HTTPScan.hostTrailingDot(p, host) == nil else { return .handOver }
 
         // The path, read as bytes. Raw non-ASCII goes to the full path, which routes it as a
         // string; anything that could spell a dot segment or an encoding is checked as there.
@@ -605,7 +609,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         while pathEnd < targetRange.upperBound, p[pathEnd] != UInt8(ascii: "?") {
             let b = p[pathEnd]
             if b >= 0x80 { return .handOver }
-            if b == UInt8(ascii: "%") || b == UInt8(ascii: ".") || b == UInt8(ascii: "\\") || (b == UInt8(ascii: "/") && previousSlash) { suspicious = true }
+            if b == UInt8(ascii: "%") || b == UInt8(ascii: ".") || b == UInt8(ascii: "\\") || b == UInt8(ascii: ";") || (b == UInt8(ascii: "/") && previousSlash) { suspicious = true }
             previousSlash = b == UInt8(ascii: "/")
             pathEnd += 1
         }
@@ -629,6 +633,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                            consumed: end)
         }
         if entry.sessionRequired { return .handOver }
+        if !overrides.isEmpty {
+            // Which of them the route takes is the full path's decision (it reads names).
+            if !entry.config.methodOverrides.isEmpty { return .handOver }
+            for index in overrides { dropped.insert(index) }
+        }
         let bodyLimit = state.config.server.maxBodyBytes
         if bodyLimit > 0, (contentLength ?? 0) > bodyLimit { return .handOver }  // 413, said by the full path
 

@@ -1,7 +1,7 @@
 import Foundation
 import JOSE
 public import Logging
-public import NIOCore
+import NIOCore
 import NIOHTTP1
 public import NIOPosix
 public import Runtime
@@ -249,7 +249,7 @@ public final class GatewayServer: Sendable {
                 + "\"runtime\":\"\(runtime == nil ? "ok" : "unreachable")\"}\n"
             return BuiltIn(status: ready ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8))
         case "/metrics":
-            return BuiltIn(status: .ok, contentType: "text/plain; version=0.0.4", body: metrics.render(cache: state.verifier.cache))
+            return BuiltIn(status: .ok, contentType: "text/plain; version=0.0.4", body: metrics.render(cache: state.verifier.cache, refusals: state.verifier.refusals))
         default:
             return nil
         }

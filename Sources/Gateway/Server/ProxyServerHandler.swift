@@ -179,19 +179,28 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func read(context: ChannelHandlerContext) {
         if malformed != nil || closingWhenSent { return }
-        if !queued.isEmpty || local?.dispatched == true {
-            pendingRead = true
-            return
-        }
-        if let exchange, exchange.channel == nil || exchange.channel?.isWritable == false {
+        guard mayReadClient else {
             pendingRead = true
             return
         }
         context.read()
     }
 
+    /// Reads wait while pipelined parts are queued, while the runtime is answering, while a
+    /// request body cannot go on to the upstream, and while the client is not taking its
+    /// answers (nginx and HAProxy stop reading such a connection too): a client that pipelines
+    /// requests and never reads cannot make the gateway hold their answers.
+    private var mayReadClient: Bool {
+        if !queued.isEmpty || local?.dispatched == true { return false }
+        if let exchange, exchange.channel == nil || exchange.channel?.isWritable == false { return false }
+        return context.channel.isWritable
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { exchange?.handler?.resumeReading() }
+        if context.channel.isWritable {
+            exchange?.handler?.resumeReading()
+            if exchange == nil { resumeClientReads() }
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -332,7 +341,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if malformed != nil { return answerMalformedIfDue() }
         closeIfFinished()
         if exchange == nil, local == nil, !discarding { armIdle() }
-        guard pendingRead, queued.isEmpty, local?.dispatched != true else { return }
+        guard pendingRead, mayReadClient else { return }
         pendingRead = false
         context.read()
     }
@@ -369,6 +378,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func drainQueue() {
         while let next = queued.first {
             if next.isHead, exchange != nil || local != nil { return }
+            // The next request waits while the answers before it are not going out; the
+            // writability change takes it up.
+            if next.isHead, !context.channel.isWritable { return }
             queued.removeFirst()
             handle(next)
         }
@@ -493,6 +505,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             var value = value
             if !value.withUTF8({ HTTPScan.isValidHost(UnsafeRawBufferPointer($0), 0..<$0.count) }) {
                 return reject(.badRequest("the Host header is not a host name or [IPv6] with an optional :port"), head: head, requestID: requestID, route: "-")
+            }
+            // `secure.example.` is `secure.example`: routed and forwarded without the dot, so an
+            // upstream's virtual hosts and the route's `host` read the same name.
+            if let dot = value.withUTF8({ HTTPScan.hostTrailingDot(UnsafeRawBufferPointer($0), 0..<$0.count) }) {
+                var bytes = Array(value.utf8)
+                bytes.remove(at: dot)
+                head.headers.replaceOrAdd(name: "host", value: String(decoding: bytes, as: UTF8.self))
             }
         }
         if asterisk {
@@ -621,6 +640,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         for name in spoofed { headers.remove(name: name) }
         for name in HopByHop.setByGateway { headers.remove(name: name) }
+        var overrides: [String] = []
+        for (name, _) in headers where name.utf8.count >= 13 && name.utf8.count <= 22 {
+            let canonical = name.lowercased().replacingOccurrences(of: "_", with: "-")
+            if HopByHop.methodOverrides.contains(canonical), !route.methodOverrides.contains(canonical) || name.contains("_") { overrides.append(name) }
+        }
+        for name in overrides { headers.remove(name: name) }
         var query = query
         if !route.forwardAuthorization {
             // Every place a token may come from: the headers, the configured cookies (only
@@ -1135,6 +1160,11 @@ enum HopByHop {
     static let writtenByGateway = setByGateway + ["x-forwarded-for", "x-request-id"]
     /// As bytes, for the direct path's byte-level header scan.
     static let nameBytes = names.map { Array($0.utf8) }
+    /// Headers that ask a framework to act as another method (Express's method-override,
+    /// Rails, Laravel, ASP.NET): a GET admitted as a GET could run as a DELETE. Dropped, also
+    /// spelled with underscores, unless the route allows one by name.
+    static let methodOverrides = ["x-http-method-override", "x-http-method", "x-method-override"]
+    static let methodOverrideBytes = methodOverrides.map { Array($0.utf8) }
     /// A response's Trailer field stays: the trailers it announces are passed on (a request's
     /// trailers are not, so its Trailer field goes).
     static let responseNames = names.filter { $0 != "trailer" }

@@ -24,9 +24,7 @@ public struct ClaimPolicy: Sendable {
     /// Checks `claims` at time `now` (seconds since 1970), with the first reason to refuse.
     public func validate(_ claims: Claims, now: Double) throws(AuthFailure) {
         if let exp = claims.expiration {
-            if now >= exp + leeway {
-                throw AuthFailure(.expired, "token expired \(Self.ago(now - exp)) ago (exp \(Self.utc(exp)))")
-            }
+            if now >= exp + leeway { throw Self.expiry(exp: exp, now: now) }
         } else if requireExpiration {
             throw AuthFailure(.missingClaim, "token has no \"exp\"")
         }
@@ -51,6 +49,11 @@ public struct ClaimPolicy: Sendable {
         for path in requiredClaims where claims[path: path] == nil {
             throw AuthFailure(.missingClaim, "token has no \"\(path)\"")
         }
+    }
+
+    /// The refusal of a token whose `exp` has passed.
+    static func expiry(exp: Double, now: Double) -> AuthFailure {
+        AuthFailure(.expired, "token expired \(ago(now - exp)) ago (exp \(utc(exp)))")
     }
 
     /// "3m 12s", "2h 5m", "4d 1h".

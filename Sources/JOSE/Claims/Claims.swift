@@ -20,6 +20,11 @@ public struct Claims: Sendable {
             guard let value = node.number, value.isFinite else {
                 throw AuthFailure(.invalidClaim, "\"\(name)\" must be a NumericDate (seconds since 1970 as a number)")
             }
+            // A signature proves who made the token, not that its times are sane: a time no
+            // signed 64-bit clock can hold is refused here, so nothing after has to expect it.
+            guard abs(value) < Timestamp.limit else {
+                throw AuthFailure(.invalidClaim, "\"\(name)\" is \(value), beyond any date a 64-bit clock can hold")
+            }
             return value
         }
         func string(_ name: String) throws(AuthFailure) -> String? {

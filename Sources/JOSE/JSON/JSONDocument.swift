@@ -13,15 +13,25 @@ public final class JSONDocument: @unchecked Sendable {  // immutable after init;
     deinit { cj_decref(root) }
 
     /// Parses an object or array from UTF-8 bytes.
+    ///
+    /// An integer beyond 64 bits is valid JSON (RFC 8259 sets no limit) that jansson cannot
+    /// hold as an integer: such a document is read again with every number as a double, so
+    /// `{"exp":18446744073709551616}` reaches the claim checks (and their reason) instead of
+    /// failing as unparseable. A number beyond a double's range is refused with that reason.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONError) -> JSONDocument {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self), !bytes.isEmpty else {
+            throw JSONError(message: "empty input", position: 0)
+        }
         var error = json_error_t()
-        guard let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
-              let root = json_loadb(base, bytes.count, Int(JSON_REJECT_DUPLICATES), &error)
-        else {
-            if bytes.isEmpty { throw JSONError(message: "empty input", position: 0) }
+        if let root = json_loadb(base, bytes.count, Int(JSON_REJECT_DUPLICATES), &error) { return JSONDocument(root: root) }
+        guard json_error_code(&error) == json_error_numeric_overflow else {
             throw JSONError(message: Self.text(of: error), position: Int(error.position))
         }
-        return JSONDocument(root: root)
+        if let root = json_loadb(base, bytes.count, Int(JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL), &error) { return JSONDocument(root: root) }
+        if json_error_code(&error) == json_error_numeric_overflow {
+            throw JSONError(message: "a number is beyond what a 64-bit integer or float can hold (at byte \(error.position))", position: Int(error.position))
+        }
+        throw JSONError(message: Self.text(of: error), position: Int(error.position))
     }
 
     /// Parses an object or array from bytes.

@@ -9,6 +9,8 @@ public final class TokenVerifier: Sendable {
     public let policy: ClaimPolicy
     public let maximumTokenSize: Int
     public let cache: VerifiedTokenCache?
+    /// Tokens refused for a reason the current key ring and policy cannot change.
+    public let refusals: RefusalCache?
     private let headers = HeaderCache()
 
     public init(keys: KeyStore, policy: ClaimPolicy = ClaimPolicy(), maximumTokenSize: Int = CompactJWS.defaultMaximumSize,
@@ -17,7 +19,11 @@ public final class TokenVerifier: Sendable {
         self.policy = policy
         self.maximumTokenSize = maximumTokenSize
         self.cache = cacheCapacity > 0 ? VerifiedTokenCache(capacity: cacheCapacity) : nil
+        self.refusals = cacheCapacity > 0 ? RefusalCache(capacity: min(cacheCapacity, Self.refusalCapacity)) : nil
     }
+
+    /// At most this many refusals are remembered (about 10 MB of tokens at the default size).
+    public static let refusalCapacity = 10_000
 
     /// Verifies a token given as text.
     public func verify(_ token: String, now: Double = Timestamp.now()) throws(AuthFailure) -> VerifiedToken {
@@ -36,13 +42,24 @@ public final class TokenVerifier: Sendable {
             return hit
         }
         let ring = keys.ring
-        let signed = try verifySignature(bytes: token, ring: ring)
-        let document: JSONDocument
-        do { document = try JSONDocument.parse(signed.payload) } catch {
-            throw AuthFailure(.malformed, "claims are not valid JSON: \(error)")
+        if let refusals, let known = refusals.lookup(token, generation: ring.generation, now: now) {
+            throw known
         }
-        let claims = try Claims(json: document.value)
-        try policy.validate(claims, now: now)
+        var expiration: Double? = nil
+        let signed: VerifiedSignature, claims: Claims
+        do throws(AuthFailure) {
+            signed = try verifySignature(bytes: token, ring: ring)
+            let document: JSONDocument
+            do { document = try JSONDocument.parse(signed.payload) } catch {
+                throw AuthFailure(.malformed, "claims are not valid JSON: \(error)")
+            }
+            claims = try Claims(json: document.value)
+            expiration = claims.expiration
+            try policy.validate(claims, now: now)
+        } catch {
+            refusals?.insert(token, error, exp: expiration, generation: ring.generation)
+            throw error
+        }
         let verified = VerifiedToken(header: signed.header, claims: claims, key: signed.key, payloadSegment: signed.payloadSegment)
         if let cache {
             let validUntil = claims.expiration.map { $0 + policy.leeway } ?? now + cache.maximumLifetime
