@@ -12,7 +12,7 @@ import Gateway
 import JOSE
 
 enum Harness {
-    static let gateway = FuzzGateway.make(FuzzGateway.apiConfig)
+    nonisolated(unsafe) static let gateway = FuzzGateway.make(FuzzGateway.apiConfig)
     static let token = FuzzGateway.userToken()
     static let endpoints: [(String, String)] = [
         ("POST", "/auth/v1/signup"),

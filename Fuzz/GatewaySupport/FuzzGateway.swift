@@ -1,21 +1,21 @@
 import Foundation
-import Gateway
-import JOSE
+package import Gateway
+package import JOSE
 
 /// A gateway for the fuzz targets: a key folder with an HS256 secret and an ES256 key, a
 /// config with routes of every kind the embedded harness can serve, and a SQLite store, all
 /// in a fresh folder under /dev/shm (or the temporary folder).
-public enum FuzzGateway {
+package enum FuzzGateway {
     /// The HS256 secret in the key folder (kid "fuzz-hs").
-    public static let secret = Array("fuzz-hs256-secret-0123456789abcdef0123456789abcdef".utf8)
-    public static let issuer = "https://issuer.example/auth/v1"
+    package static let secret = Array("fuzz-hs256-secret-0123456789abcdef0123456789abcdef".utf8)
+    package static let issuer = "https://issuer.example/auth/v1"
 
     /// The HS256 and ES256 keys the gateway trusts, for signing tokens in a harness.
-    public nonisolated(unsafe) static var hs256: JWTKey!
-    public nonisolated(unsafe) static var es256: JWTKey!
+    package nonisolated(unsafe) static var hs256: JWTKey!
+    package nonisolated(unsafe) static var es256: JWTKey!
 
     /// The config the proxying targets serve (no local API: its work runs off the loop).
-    public static func proxyConfig(folder: String) -> String {
+    package static func proxyConfig(folder: String) -> String {
         """
         [server]
         listen = "127.0.0.1:0"
@@ -77,7 +77,7 @@ public enum FuzzGateway {
 
     /// The config the local API target serves (`/auth/v1` and `/api/session*` on, cheap hashes,
     /// limits out of the way).
-    public static func apiConfig(folder: String) -> String {
+    package static func apiConfig(folder: String) -> String {
         """
         [server]
         access_log = "off"
@@ -96,15 +96,15 @@ public enum FuzzGateway {
     }
 
     /// Makes the folder, the keys and the gateway for `config(folder)`.
-    public static func make(_ config: (String) -> String) -> EmbeddedGateway {
+    package static func make(_ config: (String) -> String) -> EmbeddedGateway {
         let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
         let folder = "\(base)/gateway-fuzz-\(getpid())"
         do {
             try? FileManager.default.removeItem(atPath: folder)
             try FileManager.default.createDirectory(atPath: "\(folder)/keys", withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: "\(folder)/keys/fuzz-hs.secret", contents: Data(secret), attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: "\(folder)/keys/fuzz-hs.secret", contents: Data(secret), attributes: [.posixPermissions: 0o600])
             let es = try JWTKey.generate(for: .ES256, kid: "fuzz-es", source: "fuzz", modified: 0)
-            FileManager.default.createFile(atPath: "\(folder)/keys/fuzz-es.pem", contents: Data(es.pem(includingPrivate: true)!.utf8),
+            _ = FileManager.default.createFile(atPath: "\(folder)/keys/fuzz-es.pem", contents: Data(es.pem(includingPrivate: true)!.utf8),
                                            attributes: [.posixPermissions: 0o600])
             hs256 = try JWTKey.secret(secret, kid: "fuzz-hs", source: "fuzz")
             es256 = try JWTKey.pem(Array(es.pem(includingPrivate: true)!.utf8), kid: "fuzz-es", source: "fuzz")
@@ -118,7 +118,7 @@ public enum FuzzGateway {
     }
 
     /// A compact JWS over exactly `payload` (any bytes), signed with `key`.
-    public static func sign(_ payload: UnsafeRawBufferPointer, key: JWTKey, algorithm: Algorithm) -> String {
+    package static func sign(_ payload: UnsafeRawBufferPointer, key: JWTKey, algorithm: Algorithm) -> String {
         let header = "{\"alg\":\"\(algorithm.rawValue)\",\"kid\":\"\(key.kid ?? "")\",\"typ\":\"JWT\"}"
         let input = Base64URL.encode(header.utf8) + "." + Base64URL.encode(payload)
         let signature: [UInt8]
@@ -129,7 +129,7 @@ public enum FuzzGateway {
     }
 
     /// A valid token for the `api` route: HS256, authenticated, tenant acme, group ops.
-    public static func userToken(sub: String = "8d0fbd0e-8ad0-4b6b-a8bb-4e1c1d7c0a11") -> String {
+    package static func userToken(sub: String = "8d0fbd0e-8ad0-4b6b-a8bb-4e1c1d7c0a11") -> String {
         let now = Int(Date().timeIntervalSince1970)
         let claims = """
             {"sub":"\(sub)","role":"authenticated","aud":"authenticated","iss":"\(issuer)","exp":\(now + 86400),"iat":\(now),\

@@ -10,7 +10,7 @@ import FuzzSupport
 import Gateway
 
 enum Harness {
-    static let gateway = FuzzGateway.make(FuzzGateway.proxyConfig)
+    nonisolated(unsafe) static let gateway = FuzzGateway.make(FuzzGateway.proxyConfig)
     static let token = Array(FuzzGateway.userToken().utf8)
     static let answer = Array("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".utf8)
 }

@@ -11,7 +11,7 @@ import FuzzSupport
 import Gateway
 
 enum Harness {
-    static let gateway = FuzzGateway.make(FuzzGateway.proxyConfig)
+    nonisolated(unsafe) static let gateway = FuzzGateway.make(FuzzGateway.proxyConfig)
     static let token = FuzzGateway.userToken()
     static let requests: [[UInt8]] = [
         "GET /public/a HTTP/1.1\r\nHost: gw.example\r\n\r\n",
