@@ -23,8 +23,8 @@ enum Harness {
 public func test(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: start, count: count)
     if let parts = try? CompactJWS(bytes) {
-        precondition(parts.header.upperBound < parts.payload.lowerBound && parts.payload.upperBound < parts.signature.lowerBound)
-        precondition(parts.signature.upperBound == count)
+        require(parts.header.upperBound < parts.payload.lowerBound && parts.payload.upperBound < parts.signature.lowerBound, "CompactJWS parts out of order")
+        require(parts.signature.upperBound == count, "CompactJWS signature does not end the token")
     }
     let text = String(decoding: bytes, as: UTF8.self)
     let decoded = DecodedToken(text)
