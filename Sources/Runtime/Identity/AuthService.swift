@@ -58,6 +58,7 @@ public final class AuthService: Sendable {
     public let settings: Settings
     public let events: SessionEvents
     private let attempts = Mutex<[String: (count: Int, windowStart: Double)]>([:])
+    private let decoy = Mutex<String?>(nil)
 
     public init(store: any StateStore, keys: KeyStore, settings: Settings, events: SessionEvents) {
         self.store = store
@@ -94,8 +95,8 @@ public final class AuthService: Sendable {
         let found: (user: User, passwordHash: String)?
         do { found = try await store.user(email: email) } catch { throw Failure.storage(error) }
         // Hash even for an unknown email so both answers take the same time.
-        let stored = found?.passwordHash ?? Self.decoyHash
-        let ok = await Self.offload { PasswordHash.verify(password, against: stored) }
+        let stored = found?.passwordHash
+        let ok = await Self.offload { PasswordHash.verify(password, against: stored ?? self.decoyHash()) }
         guard let user = found?.user, ok, !user.disabled else {
             throw Failure(400, "invalid_credentials", "Invalid login credentials")
         }
@@ -196,8 +197,19 @@ public final class AuthService: Sendable {
 
     static func newRefreshToken() -> String { Base64URL.encode(secureRandomBytes(32)) }
 
-    /// A hash of nothing anyone knows, so unknown emails cost one scrypt like known ones.
-    private static let decoyHash = (try? PasswordHash.hash(Base64URL.encode(secureRandomBytes(16)))) ?? ""
+    /// A hash of nothing anyone knows, at the configured cost, so an unknown email costs one
+    /// scrypt like a known one. (It was made at the standard cost whatever password_cost said:
+    /// with password_cost = 10 an unknown email took 32 MiB and 32 times the work of a known
+    /// one, which told them apart and made the unknown ones the cheap way to load the server.)
+    /// Made on first use, off the event loop (sign-in calls it in `offload`).
+    func decoyHash() -> String {
+        decoy.withLock { made in
+            if let made { return made }
+            let hash = (try? PasswordHash.hash(Base64URL.encode(secureRandomBytes(16)), cost: settings.passwordCost)) ?? ""
+            made = hash
+            return hash
+        }
+    }
 
     private func checkRate(ip: String, email: String) throws(Failure) {
         let now = Timestamp.now()
