@@ -13,7 +13,7 @@ import Testing
 /// their ChannelHandlerContext after leaving the pipeline; the context holds the handler, so
 /// every connection leaked both and all they reached (found by fuzz-request's LeakSanitizer).
 @Suite struct HandlerLifetimeTests {
-    static func withServer(_ body: (GatewayServer) throws -> Void) async throws {
+    static func withServer(auth: String = "required", _ body: (GatewayServer) throws -> Void) async throws {
         let folder = NSTemporaryDirectory() + "gateway-lifetime-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder + "/keys", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -34,7 +34,7 @@ import Testing
             [[route]]
             name = "public"
             path = "/public/"
-            auth = "required"
+            auth = "\(auth)"
             upstream = "http://127.0.0.1:9"
             """, file: folder + "/gateway.conf", baseDirectory: folder)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -772,6 +772,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 // decoder would take what follows as another protocol.
                 return fail(exchange, .badGateway("upstream switched protocols unasked"))
             }
+            guard (100...999).contains(head.status.code) else {
+                // NIOHTTP1 passes a status line with a code like 000 or 42 (the direct path
+                // refuses it). Taken as an interim answer, its body went to the client with no
+                // head before it (found by fuzz-response).
+                return fail(exchange, .badGateway("upstream answered badly: malformed status line"))
+            }
             if head.status.code < 200 { return }  // 100 Continue from upstream: we already answered the client
             if head.status.mayHaveResponseBody, exchange.head.method != .HEAD, let problem = HopByHop.codingProblem(head.headers) {
                 // NIOHTTP1 takes the chunks off and the encoder puts `chunked` alone back: another
@@ -808,6 +814,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // if no body part came with it (a stream's first event may be a while).
             clientNeedsFlush = true
         case .body(let buffer):
+            // Body bytes with no final head to go before them would reach the client as bytes
+            // that are not HTTP.
+            guard exchange.responseHead != nil else { return fail(exchange, .badGateway("upstream answered badly: a body before any final response head")) }
             writeHead(exchange)
             exchange.bytesOut += buffer.readableBytes
             exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
