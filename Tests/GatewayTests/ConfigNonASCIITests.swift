@@ -1,10 +1,10 @@
 import Gateway
 import Testing
 
-/// A table header starting with a character past ASCII made toml++ (inside TOMLKit) abort the
-/// process with an assertion (found by fuzz-config: `[[\u{FFFD}route]]`); `config check` died,
-/// and so did a running gateway reloading such a file on SIGHUP. Such text is refused with its
-/// line now, and text past ASCII in strings and comments still parses.
+/// A table header not starting with a key (`[é]`, `[(]`) made toml++ (inside TOMLKit) abort
+/// the process with an assertion (found by fuzz-config: `[[\u{FFFD}route]]`, `[(((…`); `config
+/// check` died, and so did a running gateway reloading such a file on SIGHUP. Such text is
+/// refused with its line now, and text past ASCII in strings and comments still parses.
 @Suite struct ConfigNonASCIITests {
     static let refused = [
         "[é]\n",
@@ -27,6 +27,29 @@ import Testing
             #expect(error.issues.count == 1)
             #expect(error.issues.first?.line == expected, "\(error)")
             #expect(error.description.contains("past ASCII"), "\(error)")
+        }
+    }
+
+    /// Table headers that do not start with a key made toml++ assert too (`[(((…server]`).
+    static let badHeaders = ["[(]\n", "[[(]]\n", "[ (]\n", "[.a]\n", "[=]\n", "[\t!]\n", "[\n", "[server]\nthreads = 2\n[[#]]\n", "["]
+
+    @Test(arguments: badHeaders)
+    func headersStartWithAKey(_ text: String) throws {
+        do {
+            _ = try GatewayConfig.parse(text)
+            Issue.record("parsed: \(text.debugDescription)")
+        } catch {
+            let expected = text.split(separator: "\n", omittingEmptySubsequences: false).lastIndex { $0.hasPrefix("[") }.map { $0 + 1 }
+            #expect(error.issues.first?.line == expected, "\(error)")
+            #expect(error.description.contains("table header must start with a key"), "\(error)")
+        }
+    }
+
+    /// Arrays whose lines start with `[` inside a value are not headers.
+    @Test func arraysOverLinesAreNotHeaders() {
+        let text = "[server]\nlisten = [\n  [1, 2],\n  [ {a = 1} ],\n  [(1)],\n]\n"
+        do { _ = try GatewayConfig.parse(text) } catch {
+            #expect(!error.description.contains("table header"), "\(error)")
         }
     }
 

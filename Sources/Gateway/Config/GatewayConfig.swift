@@ -32,9 +32,8 @@ public struct GatewayConfig: Sendable {
 
     /// Parses config text; relative paths resolve against `baseDirectory`.
     public static func parse(_ text: String, file: String = "gateway.conf", baseDirectory: String = ".") throws(ConfigError) -> GatewayConfig {
-        if let line = TOMLText.nonASCIIOutsideStrings(text) {
-            throw ConfigError(file: file, issues: [ConfigIssue(line: line, path: "", message:
-                "TOML syntax: a character past ASCII outside a quoted string or a comment (bare keys and table names are ASCII: quote them)")])
+        if let problem = TOMLText.problem(text) {
+            throw ConfigError(file: file, issues: [ConfigIssue(line: problem.line, path: "", message: problem.message)])
         }
         let root: TOMLTable
         do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
