@@ -129,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "JOSE"],
+            dependencies: ["Gateway", "Runtime", "JOSE"],
             swiftSettings: strict
         ),
         .testTarget(
