@@ -1,5 +1,6 @@
 import Foundation
 import JOSE
+import Synchronization
 import Testing
 
 /// Error statuses, streaming with bounded memory, pooling, operations endpoints, reload and
@@ -389,15 +390,20 @@ import Testing
         let file = CLI.temporaryDirectory() + "/upload.bin"
         #expect(truncate(file, off_t(size)) == 0 || FileManager.default.createFile(atPath: file, contents: nil) && truncate(file, off_t(size)) == 0)
 
+        final class Sample: Sendable {
+            let done = Atomic<Bool>(false), peak = Atomic<Int>(0)
+        }
         func sampled(_ body: () throws -> Curl.Response) rethrows -> (Curl.Response, Int) {
-            nonisolated(unsafe) var peak = 0
-            nonisolated(unsafe) var done = false
+            let sample = Sample()
             let sampler = Thread {
-                while !done { peak = max(peak, gw.child.rssKiB); Thread.sleep(forTimeInterval: 0.05) }
+                while !sample.done.load(ordering: .relaxed) {
+                    sample.peak.store(max(sample.peak.load(ordering: .relaxed), gw.child.rssKiB), ordering: .relaxed)
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
             }
             sampler.start()
-            defer { done = true }
-            return (try body(), peak)
+            defer { sample.done.store(true, ordering: .relaxed) }
+            return (try body(), sample.peak.load(ordering: .relaxed))
         }
         let (download, downPeak) = try sampled { try Curl.request(gw.url + "/stream?bytes=\(size)", ["-w", "", "-o", "/dev/null"], timeout: 300) }
         _ = download

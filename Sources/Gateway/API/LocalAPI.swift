@@ -12,8 +12,9 @@ struct LocalRequest: Sendable {
     let headers: HTTPHeaders
     let body: [UInt8]
     let remoteIP: String
-    /// The `x-request-id` of the answer, which the gateway's error bodies carry too.
-    let requestID: String
+    /// The `x-request-id` of the answer, which the gateway's error bodies carry too (the
+    /// server passes the one it answers with; a request made elsewhere gets a fresh one).
+    var requestID = RequestIDs.next()
 
     var json: JSONNode? { body.isEmpty ? nil : try? JSONDocument.parse(body).value }
 

@@ -40,11 +40,9 @@ struct Authenticator: Sendable {
             }
             try RoutePolicy.check(route, identity)
             return .pass(identity)
-        } catch let failure as AuthFailure {
-            if failure.reason == .unknownKid { onUnknownKid?() }
-            return .refuse(failure)
-        } catch {
-            return .refuse(AuthFailure(.malformed, "\(error)"))
+        } catch {  // an AuthFailure: verify and the policy throw nothing else
+            if error.reason == .unknownKid { onUnknownKid?() }
+            return .refuse(error)
         }
     }
 

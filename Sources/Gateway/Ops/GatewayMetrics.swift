@@ -28,11 +28,20 @@ public final class GatewayMetrics: Sendable {
                                                    .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
                                                    .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
         self.factory = factory
-        connectionsGauge = registry.makeGauge(name: "gateway_open_connections", help: "Client connections open now")
-        cacheHits = registry.makeGauge(name: "gateway_token_cache_hits", help: "Verified-token cache hits since start")
-        cacheMisses = registry.makeGauge(name: "gateway_token_cache_misses", help: "Verified-token cache misses since start")
-        cacheEntries = registry.makeGauge(name: "gateway_token_cache_entries", help: "Verified tokens cached now")
-        cacheRatio = registry.makeGauge(name: "gateway_token_cache_hit_ratio", help: "hits / (hits + misses) since start")
+        connectionsGauge = Self.gauge(registry, "gateway_open_connections", help: "Client connections open now")
+        cacheHits = Self.gauge(registry, "gateway_token_cache_hits", help: "Verified-token cache hits since start")
+        cacheMisses = Self.gauge(registry, "gateway_token_cache_misses", help: "Verified-token cache misses since start")
+        cacheEntries = Self.gauge(registry, "gateway_token_cache_entries", help: "Verified tokens cached now")
+        cacheRatio = Self.gauge(registry, "gateway_token_cache_hit_ratio", help: "hits / (hits + misses) since start")
+    }
+
+    /// A metric named as given: the name whole in `metricName`, no unit suffix added.
+    private static func name(_ name: String, help: String = "") -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, help: String) -> Prometheus.Gauge {
+        registry.makeGauge(descriptor: Self.name(name, help: help))
     }
 
     func request(route: String, status: Int) {
@@ -87,7 +96,7 @@ public final class GatewayMetrics: Sendable {
 
     /// `gateway_upstream_connect_failures{upstream}`: failed connects in a row (0 once one succeeds).
     func upstreamConnectFailures(_ origin: String, _ count: Int) {
-        registry.makeGauge(name: "gateway_upstream_connect_failures", labels: [("upstream", origin)]).set(Double(count))
+        registry.makeGauge(descriptor: Self.name("gateway_upstream_connect_failures"), labels: [("upstream", origin)]).set(Double(count))
     }
 
     func connectionOpened() { connectionsGauge.set(Double(connections.add(1, ordering: .relaxed).newValue)) }

@@ -161,7 +161,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
         /// `x-request-id: ID` and the end of the response head (with `connection: close` if asked).
         func writeRequestIDField(into buffer: inout ByteBuffer, close: Bool) {
-            request.withUnsafeReadableBytes { p in
+            _ = request.withUnsafeReadableBytes { p in
                 buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: requestIDLength + 40) { room in
                     var out = ByteWriter(room)
                     out.put("x-request-id: ")

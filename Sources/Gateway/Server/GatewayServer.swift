@@ -1,7 +1,7 @@
 import Foundation
 import JOSE
 public import Logging
-public import NIOCore
+import NIOCore
 import NIOHTTP1
 public import NIOPosix
 public import Runtime

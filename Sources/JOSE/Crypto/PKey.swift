@@ -56,7 +56,7 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
             var name = [CChar](repeating: 0, count: 64)
             var length = 0
             guard EVP_PKEY_get_utf8_string_param(raw, Self.groupParam, &name, name.count, &length) == 1,
-                  let curve = Curve(opensslName: String(cString: name))
+                  let curve = Curve(opensslName: String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
             else {
                 EVP_PKEY_free(raw)
                 OpenSSLError.clearQueue()
