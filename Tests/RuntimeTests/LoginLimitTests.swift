@@ -90,6 +90,16 @@ import Testing
         #expect(try await limits.attempt(email: "b@x.io") { () async throws(AuthService.Failure) -> Bool? in true } == true, "another account is untouched")
     }
 
+    /// However long the email sent, its entry is small, and it still counts as itself.
+    @Test func longEmailsAreKeptAsDigests() async throws {
+        let long = String(repeating: "a", count: 100_000) + "@x.io"
+        #expect(LoginLimits.key(long).utf8.count < 100 && LoginLimits.key(long) != LoginLimits.key(long + "x"))
+        #expect(LoginLimits.key("a@x.io") == "a@x.io")
+        let limits = LoginLimits(perIP: 1_000, perEmail: 1, window: 300, clock: { 1_000 })
+        #expect(try await limits.attempt(email: long) { () async throws(AuthService.Failure) -> Bool? in nil } == nil)
+        await #expect(throws: AuthService.Failure.self) { try await limits.attempt(email: long) { () async throws(AuthService.Failure) -> Bool? in true } }
+    }
+
     @Test func perIPCountsEveryAttempt() throws {
         let limits = LoginLimits(perIP: 2, perEmail: 1_000, window: 60, clock: { 5_000 })
         try limits.admit(ip: "203.0.113.9")

@@ -77,7 +77,7 @@ public final class AuthService: Sendable {
     public static let maximumPasswordBytes = 72
 
     /// Refuses a password being set (sign-up, `gateway users add`) that is too long (in UTF-8
-    /// bytes, checked first and in constant time) or too short (in characters): 422 `weak_password`.
+    /// bytes, checked first: no characters are counted in a megabyte) or too short (in characters): 422 `weak_password`.
     public static func checkNewPassword(_ password: String, minimumLength: Int) throws(Failure) {
         if password.utf8.count > maximumPasswordBytes {
             throw Failure(422, "weak_password", "Password cannot be longer than \(maximumPasswordBytes) characters", weakPasswordReasons: ["length"])

@@ -28,16 +28,23 @@ final class LoginLimits: Sendable {
     /// Runs one credential check for `email`: refused at once when failures spent the email's
     /// bucket; `check` returns nil when the credentials were wrong, which spends a token.
     func attempt<T>(email: String, _ check: () async throws(AuthService.Failure) -> T?) async throws(AuthService.Failure) -> T? {
-        try await emails.withLock(email) { () async throws(AuthService.Failure) -> T? in
+        let key = Self.key(email)
+        return try await emails.withLock(key) { () async throws(AuthService.Failure) -> T? in
             let now = clock()
-            try Self.answer(perEmail.withLock { $0.check(email, now: now) })
+            try Self.answer(perEmail.withLock { $0.check(key, now: now) })
             guard let passed = try await check() else {
                 let now = clock()
-                perEmail.withLock { $0.spend(email, now: now) }
+                perEmail.withLock { $0.spend(key, now: now) }
                 return nil
             }
             return passed
         }
+    }
+
+    /// The email itself, or its digest when it is longer than any address (a sign-in's email is
+    /// not checked for shape), so a table entry stays small whatever was sent.
+    static func key(_ email: String) -> String {
+        email.utf8.count <= 320 ? email : "sha256:" + SHA256.hex(email)
     }
 
     private static func answer(_ verdict: TokenBuckets.Verdict) throws(AuthService.Failure) {
