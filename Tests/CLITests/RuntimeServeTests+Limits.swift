@@ -25,11 +25,27 @@ extension RuntimeServeTests {
 
     static func email(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())@example.com" }
 
+    /// `[runtime]` with the store of `kind` first: SQLite (the default), or a fresh database of
+    /// the PostgreSQL named by GATEWAY_POSTGRES_URL (scripts/test.sh starts one).
+    static func runtime(_ kind: String, _ config: String = "[runtime]\n") throws -> String {
+        guard kind == "postgres" else { return config }
+        guard let url = ProcessInfo.processInfo.environment["GATEWAY_POSTGRES_URL"], var components = URLComponents(string: url) else {
+            Issue.record("GATEWAY_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL (scripts/postgres.sh start)")
+            return config
+        }
+        let database = "gw_limits_\(UUID().uuidString.prefix(8).lowercased())"
+        let created = try CLI.run(["psql", url, "-q", "-c", "CREATE DATABASE \(database)"], executable: "/usr/bin/env")
+        #expect(created.status == 0, "\(created.stderr)")
+        components.path = "/" + database
+        return config.replacingOccurrences(of: "[runtime]\n", with: "[runtime]\nstore = \"\(components.string ?? url)\"\n")
+    }
+
     /// The defaults (no session limit, as Supabase Auth; 30 attempts per IP; 10 failures per
-    /// email): twenty concurrent sign-ins of one user from one address all succeed, each with
+    /// email), on each store: twenty concurrent sign-ins of one user from one address all succeed, each with
     /// its own live session.
-    @Test func twentyConcurrentSignInsSucceedUnderTheDefaults() throws {
-        let gw = try TestGateway(config: "[runtime]\npassword_cost = 10\n", keys: GatewayServeTests.keys)
+    @Test(arguments: ["sqlite", "postgres"])
+    func twentyConcurrentSignInsSucceedUnderTheDefaults(store: String) throws {
+        let gw = try TestGateway(config: Self.runtime(store, "[runtime]\npassword_cost = 10\n"), keys: GatewayServeTests.keys, startTimeout: 60)
         let email = Self.email("busy")
         let first = try Self.signUp(gw, email)
         let logins = Curl.concurrently(20) { _ in try Self.signIn(gw, email) }
@@ -43,11 +59,13 @@ extension RuntimeServeTests {
     /// least recently used session (oldest sign-in or refresh): its refresh token dies, the
     /// session API no longer finds it, and a `session = "required"` route refuses its token
     /// at once (the revocation event clears the session cache). Twenty concurrent sign-ins
-    /// then all succeed, and only three sessions live afterwards, all from that burst.
-    @Test func pastTheSessionLimitTheLeastRecentlyUsedSessionEnds() throws {
+    /// then all succeed, and only three sessions live afterwards, all from that burst. On
+    /// each store.
+    @Test(arguments: ["sqlite", "postgres"])
+    func pastTheSessionLimitTheLeastRecentlyUsedSessionEnds(store: String) throws {
         let up = try TestUpstream()
-        let gw = try TestGateway(config: Self.runtimeConfig + "[[route]]\npath = \"/s/\"\nupstream = \"\(up.url)\"\nsession = \"required\"\n",
-                                 keys: GatewayServeTests.keys)
+        let gw = try TestGateway(config: Self.runtime(store, Self.runtimeConfig) + "[[route]]\npath = \"/s/\"\nupstream = \"\(up.url)\"\nsession = \"required\"\n",
+                                 keys: GatewayServeTests.keys, startTimeout: 60)
         let email = Self.email("lru")
         let zero = try Self.signUp(gw, email)
         let one = try #require(Self.signIn(gw, email).json), two = try #require(Self.signIn(gw, email).json)
