@@ -120,6 +120,7 @@ let package = Package(
         .testTarget(
             name: "JOSETests",
             dependencies: ["JOSE"],
+            exclude: ["Fixtures"],  // read from the source tree (#filePath), not bundled
             swiftSettings: strict
         ),
         .testTarget(
@@ -129,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "JOSE"],
+            dependencies: ["Gateway", "Runtime", "JOSE"],
             swiftSettings: strict
         ),
         .testTarget(

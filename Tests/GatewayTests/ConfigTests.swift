@@ -1,4 +1,5 @@
 import Gateway
+import Runtime
 import Testing
 
 @Suite struct ConfigTests {
@@ -96,6 +97,29 @@ import Testing
         #expect(throws: (any Error).self) { try GatewayConfig.parse("[server]\nmax_header_bytes = 1023\n") }
         #expect(try GatewayConfig.parse("[server]\nmax_header_bytes = 65536\n").server.maxHeaderBytes == 65_536)
         #expect(try GatewayConfig.parse("[server]\nmax_header_bytes = 1024\n").server.maxHeaderBytes == 1024)
+    }
+
+    /// `session_limit`: absent or 0 is no limit (Supabase Auth's default); a limit evicts the
+    /// least recently used session unless `session_limit_mode = "refuse"`; mistakes name the
+    /// choices.
+    @Test func sessionLimitAndItsMode() throws {
+        #expect(try GatewayConfig.parse("").runtime.sessionLimit == .unlimited)
+        #expect(try GatewayConfig.parse("[runtime]\nsession_limit = 0\n").runtime.sessionLimit == .unlimited)
+        #expect(try GatewayConfig.parse("[runtime]\nsession_limit = 3\n").runtime.sessionLimit == .evict(beyond: 3))
+        #expect(try GatewayConfig.parse("[runtime]\nsession_limit = 3\nsession_limit_mode = \"refuse\"\n").runtime.sessionLimit == .refuse(beyond: 3))
+        #expect(try GatewayConfig.parse("[runtime]\nsession_limit_mode = \"evict\"\n").runtime.sessionLimit == .unlimited)
+        for (text, expected) in [
+            ("[runtime]\nsession_limit = -1\n", "line 2: runtime.session_limit: expected 0...1000000 (0 for no limit), found -1"),
+            ("[runtime]\nsession_limit = 2.5\n", "line 2: runtime.session_limit: expected an integer 0...1000000 (0 for no limit)"),
+            ("[runtime]\nsession_limit = 3\nsession_limit_mode = \"oldest\"\n", "line 3: runtime.session_limit_mode: expected \"evict\""),
+        ] {
+            #expect {
+                try GatewayConfig.parse(text)
+            } throws: { error in
+                let lines = ((error as? ConfigError)?.issues ?? []).map { "\($0)" }
+                return lines.count == 1 && lines[0].hasPrefix(expected)
+            }
+        }
     }
 
     /// Values a config check must refuse, or the server would crash or refuse every request
