@@ -40,7 +40,7 @@ import Testing
         #expect(config.auth.tokenSources == [.authorization, .cookie("sb-access-token"), .query("access_token")])
         #expect(config.identity.namespace.contains("x-internal-admin"))
         let route = try #require(config.routes.first)
-        #expect(route.match == .prefix("/api/") && route.host == "api.example.com" && route.methods == ["GET", "POST"])
+        #expect(route.match == .prefix("/api/") && route.host == "api.example.com" && route.methods == ["GET", "HEAD", "POST"])
         #expect(route.upstreams.map(\.description) == ["http://127.0.0.1:9000/base", "http://[::1]:9001"])
         #expect(route.connectTimeout == 0.25 && route.idleTimeout == 60 && route.session == .required)
         #expect(route.conditions.first?.path == "app_metadata.org")
