@@ -136,6 +136,7 @@ let package = Package(
         .testTarget(
             name: "JOSETests",
             dependencies: ["JOSE"],
+            exclude: ["Fixtures"],  // read from the source tree (#filePath), not bundled
             swiftSettings: strict
         ),
         .testTarget(
@@ -145,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "JOSE", "Runtime", .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: ["Gateway", "Runtime", "JOSE", .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: strict
         ),
         .testTarget(

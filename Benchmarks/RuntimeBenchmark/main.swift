@@ -41,7 +41,7 @@ func lookupRow(_ name: String, _ store: any StateStore) async throws {
         let user = User(id: UUID().uuidString.lowercased(), email: "bench-\(i)-\(UUID().uuidString.prefix(8))@example.com", createdAt: t, updatedAt: t)
         _ = try await store.insertUser(user, passwordHash: "x")
         let session = Session(id: UUID().uuidString.lowercased(), tenantID: "default", userID: user.id, contract: "default", createdAt: t, lastSeenAt: t, expiresAt: t + 3600)
-        try await store.createSession(session, refreshHash: nil, limit: 10, at: t)
+        try await store.createSession(session, refreshHash: nil, limit: .refuse(beyond: 10), at: t)
         ids.append(session.id)
     }
     for (label, ttl) in [("cache off", 0.0), ("cache on ", 60.0)] {
@@ -65,7 +65,7 @@ func authRow(_ name: String, _ store: any StateStore) async throws {
     settings.passwordCost = PasswordHash.Cost(logN: logN, r: 8, p: 1)
     settings.loginLimitPerIP = .max
     settings.loginLimitPerEmail = .max
-    settings.validator = IntentValidator(sessionLimit: 1_000_000)
+    settings.validator = IntentValidator(sessionLimit: .unlimited)
     let auth = AuthService(store: store, keys: try KeyStore(directory: dir), settings: settings, events: SessionEvents())
     let email = "bench-login-\(UUID().uuidString.prefix(8))@example.com"
     var refresh = try await auth.signUp(email: email, password: "benchmark-password", ip: "b").refreshToken

@@ -61,7 +61,7 @@ struct UsersAdd: ParsableCommand {
         if let password { secret = password } else {
             secret = (readLine(strippingNewline: true) ?? "")
         }
-        guard secret.count >= 8 else { throw CLIExit.usage("password must be at least 8 characters") }
+        do { try AuthService.checkNewPassword(secret, minimumLength: 8) } catch { throw CLIExit.usage(error.message) }
         let email = self.email.lowercased(), role = self.role, tenant = self.tenant
         let added = try store.withStore { store, runtime in
             let now = Date().timeIntervalSince1970

@@ -390,6 +390,9 @@ import Testing
         let file = CLI.temporaryDirectory() + "/upload.bin"
         #expect(truncate(file, off_t(size)) == 0 || FileManager.default.createFile(atPath: file, contents: nil) && truncate(file, off_t(size)) == 0)
 
+        final class Sample: Sendable {
+            let done = Atomic<Bool>(false), peak = Atomic<Int>(0)
+        }
         func sampled(_ body: () throws -> Curl.Response) rethrows -> (Curl.Response, Int) {
             let peak = Mutex(0)
             let done = Atomic(false)
@@ -579,6 +582,10 @@ import Testing
                                                                                      "--data", #"{"email":"a@example.com","password":"secret-password"}"#], timeout: 30)
         #expect(login.status == 503 && login.json?["error_code"]?.string == "runtime_unavailable", "\(login.status) \(login.body)")
         #expect(Date().timeIntervalSince(started) < 13)
+        let sessionAPI = try Curl.request(gw.url + "/api/session/\(UUID().uuidString.lowercased())", Curl.bearer(token), timeout: 30)
+        #expect(sessionAPI.status == 503 && sessionAPI.json?["error"]?.string == "runtime_unavailable"
+                && sessionAPI.json?["request_id"]?.string == sessionAPI.headers["x-request-id"],
+                "the session API's own error shape, with its request_id: \(sessionAPI.status) \(sessionAPI.body)")
         #expect(try Curl.request(gw.url + "/up/x").status == 200, "proxying does not need the runtime")
 
         forwarder.signal(SIGUSR2)

@@ -135,4 +135,21 @@ enum Curl {
     }
 
     static func bearer(_ token: String) -> [String] { ["-H", "Authorization: Bearer \(token)"] }
+
+    /// `count` requests at once, each from its own thread; the answers in order (status 0 for
+    /// one that could not be made).
+    static func concurrently(_ count: Int, _ request: @escaping @Sendable (Int) throws -> Response) -> [Response] {
+        final class Answers: Sendable { let table = Mutex<[Int: Response]>([:]) }
+        let answers = Answers(), group = DispatchGroup()
+        for i in 0..<count {
+            group.enter()
+            Thread.detachNewThread {
+                let answer = (try? request(i)) ?? Response(status: 0, headers: [:], body: "")
+                answers.table.withLock { $0[i] = answer }
+                group.leave()
+            }
+        }
+        group.wait()
+        return (0..<count).map { i in answers.table.withLock { $0[i] } ?? Response(status: 0, headers: [:], body: "") }
+    }
 }

@@ -1,4 +1,5 @@
 import Gateway
+import Runtime
 import Testing
 
 @Suite struct ConfigTests {
@@ -39,7 +40,7 @@ import Testing
         #expect(config.auth.tokenSources == [.authorization, .cookie("sb-access-token"), .query("access_token")])
         #expect(config.identity.namespace.contains("x-internal-admin"))
         let route = try #require(config.routes.first)
-        #expect(route.match == .prefix("/api/") && route.host == "api.example.com" && route.methods == ["GET", "POST"])
+        #expect(route.match == .prefix("/api/") && route.host == "api.example.com" && route.methods == ["GET", "HEAD", "POST"])
         #expect(route.upstreams.map(\.description) == ["http://127.0.0.1:9000/base", "http://[::1]:9001"])
         #expect(route.connectTimeout == 0.25 && route.idleTimeout == 60 && route.session == .required)
         #expect(route.conditions.first?.path == "app_metadata.org")
@@ -96,6 +97,29 @@ import Testing
         #expect(throws: (any Error).self) { try GatewayConfig.parse("[server]\nmax_header_bytes = 1023\n") }
         #expect(try GatewayConfig.parse("[server]\nmax_header_bytes = 65536\n").server.maxHeaderBytes == 65_536)
         #expect(try GatewayConfig.parse("[server]\nmax_header_bytes = 1024\n").server.maxHeaderBytes == 1024)
+    }
+
+    /// `session_limit`: absent or 0 is no limit (Supabase Auth's default); a limit evicts the
+    /// least recently used session unless `session_limit_mode = "refuse"`; mistakes name the
+    /// choices.
+    @Test func sessionLimitAndItsMode() throws {
+        #expect(try GatewayConfig.parse("").runtime.sessionLimit == .unlimited)
+        #expect(try GatewayConfig.parse("[runtime]\nsession_limit = 0\n").runtime.sessionLimit == .unlimited)
+        #expect(try GatewayConfig.parse("[runtime]\nsession_limit = 3\n").runtime.sessionLimit == .evict(beyond: 3))
+        #expect(try GatewayConfig.parse("[runtime]\nsession_limit = 3\nsession_limit_mode = \"refuse\"\n").runtime.sessionLimit == .refuse(beyond: 3))
+        #expect(try GatewayConfig.parse("[runtime]\nsession_limit_mode = \"evict\"\n").runtime.sessionLimit == .unlimited)
+        for (text, expected) in [
+            ("[runtime]\nsession_limit = -1\n", "line 2: runtime.session_limit: expected 0...1000000 (0 for no limit), found -1"),
+            ("[runtime]\nsession_limit = 2.5\n", "line 2: runtime.session_limit: expected an integer 0...1000000 (0 for no limit)"),
+            ("[runtime]\nsession_limit = 3\nsession_limit_mode = \"oldest\"\n", "line 3: runtime.session_limit_mode: expected \"evict\""),
+        ] {
+            #expect {
+                try GatewayConfig.parse(text)
+            } throws: { error in
+                let lines = ((error as? ConfigError)?.issues ?? []).map { "\($0)" }
+                return lines.count == 1 && lines[0].hasPrefix(expected)
+            }
+        }
     }
 
     /// Values a config check must refuse, or the server would crash or refuse every request
@@ -196,7 +220,7 @@ import Testing
         #expect(issues("[cors]\nallow_origin = \"*\"\n").contains("did you mean \"allow_origins\""))
     }
 
-    @Test(arguments: ["/public/../admin/x", "/public/%2e%2e/admin", "/a/./b", "/a%2Fb", "/a\\b", "/x/%2E%2e/y", "/..", "//admin/x", "/%61dmin/x", "/a%zz", "/a%+1", "/a%-1/b", "/a%2"])
+    @Test(arguments: ["/public/../admin/x", "/public/%2e%2e/admin", "/a/./b", "/a%2Fb", "/a\\b", "/x/%2E%2e/y", "/..", "//admin/x", "/%61dmin/x", "/a%zz", "/a%+1", "/a%-1/b", "/a%2", "/public/..;/admin/x", "/admin;x=1/x", "/a;b"])
     func unsafePathsAreRefused(path: String) {
         #expect(Router.unsafePath(path) != nil, "\(path)")
     }

@@ -1,7 +1,7 @@
 import Foundation
 
-/// Paths the tests read: the project's own fixtures, and `../shared/` where a file there is the
-/// reference (Wycheproof vectors). Override with GATEWAY_SHARED_DIR.
+/// Paths the tests read: the project's own fixtures (the Wycheproof vectors among them, copied
+/// from the reference), or another copy of the reference under GATEWAY_SHARED_DIR.
 enum TestPaths {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
@@ -9,7 +9,14 @@ enum TestPaths {
         if let dir = ProcessInfo.processInfo.environment["GATEWAY_SHARED_DIR"] { return URL(fileURLWithPath: dir) }
         return packageRoot.deletingLastPathComponent().appendingPathComponent("shared")
     }
-    static var wycheproofJWS: URL { shared.appendingPathComponent("vectors/wycheproof/json_web_signature_test.json") }
+    /// Wycheproof's JWS vectors: the project's copy (Fixtures/wycheproof, with its licence),
+    /// or the file under GATEWAY_SHARED_DIR when that is set.
+    static var wycheproofJWS: URL {
+        if ProcessInfo.processInfo.environment["GATEWAY_SHARED_DIR"] != nil {
+            return shared.appendingPathComponent("vectors/wycheproof/json_web_signature_test.json")
+        }
+        return fixtures.appendingPathComponent("wycheproof/json_web_signature_test.json")
+    }
 
     static func temporaryDirectory() -> String {
         let path = NSTemporaryDirectory() + "jose-tests-" + UUID().uuidString

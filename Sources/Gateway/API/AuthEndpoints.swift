@@ -14,16 +14,21 @@ struct AuthEndpoints {
 
     /// GoTrue's error body: `{code, message}` with the API version header for 2024-01-01+
     /// clients, the legacy `{code, error_code, msg}` otherwise.
-    func error(_ status: Int, _ code: String, _ message: String) -> LocalResponse {
+    /// `extra` members follow (a weak password's `weak_password: {reasons}`).
+    func error(_ status: Int, _ code: String, _ message: String, extra: [(String, JSONValue)] = []) -> LocalResponse {
         if modern {
-            return .json(HTTPResponseStatus(statusCode: status), .object([("code", .string(code)), ("message", .string(message))]),
+            return .json(HTTPResponseStatus(statusCode: status), .object([("code", .string(code)), ("message", .string(message))] + extra),
                          headers: [("x-supabase-api-version", "2024-01-01")])
         }
-        return .json(HTTPResponseStatus(statusCode: status), .object([("code", .int(Int64(status))), ("error_code", .string(code)), ("msg", .string(message))]))
+        return .json(HTTPResponseStatus(statusCode: status),
+                     .object([("code", .int(Int64(status))), ("error_code", .string(code)), ("msg", .string(message))] + extra))
     }
 
+    /// A refusal of the identity service; a rate limit's says when to come back (`Retry-After`).
     func error(_ failure: AuthService.Failure) -> LocalResponse {
-        var response = error(failure.status, failure.code, failure.message)
+        let reasons = failure.weakPasswordReasons.map { [("weak_password", JSONValue.object([("reasons", .array($0.map(JSONValue.string)))]))] } ?? []
+        var response = error(failure.status, failure.code, failure.message, extra: reasons)
+        if let seconds = failure.retryAfter { response.headers.add(name: "retry-after", value: String(seconds)) }
         response.note = failure.detail
         return response
     }

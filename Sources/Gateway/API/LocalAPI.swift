@@ -12,6 +12,9 @@ struct LocalRequest: Sendable {
     let headers: HTTPHeaders
     let body: [UInt8]
     let remoteIP: String
+    /// The `x-request-id` of the answer, which the gateway's error bodies carry too (the
+    /// server passes the one it answers with; a request made elsewhere gets a fresh one).
+    var requestID = RequestIDs.next()
 
     var json: JSONNode? { body.isEmpty ? nil : try? JSONDocument.parse(body).value }
 
@@ -88,6 +91,16 @@ final class LocalAPI: Sendable {
             return await AuthEndpoints(api: self, state: state, request: request).answer()
         }
         return await SessionEndpoints(api: self, state: state, request: request).answer()
+    }
+
+    /// 503 `runtime_unavailable` for a request the runtime did not answer in time, in the
+    /// error shape of the endpoint asked: GoTrue's under the auth path, the gateway's (with
+    /// `request_id`) for the session API.
+    func unavailable(_ request: LocalRequest, _ message: String) -> LocalResponse {
+        if !runtime.authPath.isEmpty, request.path.hasPrefix(runtime.authPath) {
+            return .json(.serviceUnavailable, .object([("code", .int(503)), ("error_code", .string("runtime_unavailable")), ("msg", .string(message))]))
+        }
+        return SessionEndpoints.error(.serviceUnavailable, "runtime_unavailable", message, requestID: request.requestID)
     }
 
     /// Verifies a bearer token with the running verifier.

@@ -10,8 +10,13 @@ struct SessionEndpoints {
     let state: GatewayState
     let request: LocalRequest
 
+    /// The gateway's error body, `{error, reason, request_id}`, as every answer of its own.
     func error(_ status: HTTPResponseStatus, _ code: String, _ message: String) -> LocalResponse {
-        .json(status, .object([("error", .string(code)), ("reason", .string(message))]))
+        Self.error(status, code, message, requestID: request.requestID)
+    }
+
+    static func error(_ status: HTTPResponseStatus, _ code: String, _ message: String, requestID: String) -> LocalResponse {
+        .json(status, .object([("error", .string(code)), ("reason", .string(message)), ("request_id", .string(requestID))]))
     }
 
     func answer() async -> LocalResponse {
@@ -52,18 +57,20 @@ struct SessionEndpoints {
                 try api.validator.validate(intent, userID: userID, tenantID: identity.tenantID)
                 let session = Session(id: intent.id, tenantID: intent.tenantID, userID: intent.userID, contract: intent.contract,
                                       createdAt: now, lastSeenAt: now, expiresAt: now + intent.ttl, metadata: intent.metadata)
-                try await api.store.createSession(session, refreshHash: nil, limit: api.validator.sessionLimit, at: now)
+                for id in try await api.store.createSession(session, refreshHash: nil, limit: api.validator.sessionLimit, at: now) {
+                    api.auth.events.publish(.revoked(sessionID: id, reason: SessionLimit.revocationReason))
+                }
                 return .json(.created, LocalAPI.sessionJSON(session))
             case (.GET, "/api/sessions"):
                 let sessions = try await api.store.sessions(tenantID: identity.tenantID, userID: isService ? nil : userID)
                 return .json(.ok, .object([("sessions", .array(sessions.filter { $0.isLive(at: now) }.map(LocalAPI.sessionJSON)))]))
             case (.GET, let path) where path.hasPrefix("/api/session/"):
-                guard let session = try await visible(String(path.dropFirst("/api/session/".count)), userID: userID, tenantID: identity.tenantID, isService: isService, now: now) else {
+                guard let session = try await visible(Self.sessionID(in: path), userID: userID, tenantID: identity.tenantID, isService: isService, now: now) else {
                     return error(.notFound, "session_not_found", "no such session")
                 }
                 return .json(.ok, LocalAPI.sessionJSON(session))
             case (.DELETE, let path) where path.hasPrefix("/api/session/"):
-                guard let session = try await visible(String(path.dropFirst("/api/session/".count)), userID: userID, tenantID: identity.tenantID, isService: isService, now: now) else {
+                guard let session = try await visible(Self.sessionID(in: path), userID: userID, tenantID: identity.tenantID, isService: isService, now: now) else {
                     return error(.notFound, "session_not_found", "no such session")
                 }
                 for id in try await api.store.revoke(sessionIDs: [session.id], reason: "deleted", at: now) {
@@ -91,6 +98,12 @@ struct SessionEndpoints {
         var response = self.error(.serviceUnavailable, "runtime_unavailable", "the session store failed; try again later")
         response.note = "storage: \(String(reflecting: error))"
         return response
+    }
+
+    /// The id named by `/api/session/{ID}`, lower-cased: ids are stored as lower-case UUIDs
+    /// (intent validation), and a UUID names the same session in either case.
+    static func sessionID(in path: String) -> String {
+        String(path.dropFirst("/api/session/".count)).lowercased()
     }
 
     /// A live session the caller may see: their own, or any in their tenant for service_role.

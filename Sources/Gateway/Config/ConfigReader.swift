@@ -44,10 +44,12 @@ struct ConfigReader {
         return b
     }
 
-    mutating func int(_ table: TOMLTable, _ key: String, at path: String, range: ClosedRange<Int>) -> Int? {
+    /// `meaning` explains a special value in the message, as "0 for no limit".
+    mutating func int(_ table: TOMLTable, _ key: String, at path: String, range: ClosedRange<Int>, meaning: String? = nil) -> Int? {
         guard let value = table[key] else { return nil }
-        guard let i = value.int else { fail(join(path, key), "expected an integer, found \(value.type)"); return nil }
-        guard range.contains(i) else { fail(join(path, key), "expected \(range.lowerBound)...\(range.upperBound), found \(i)"); return nil }
+        let expected = "\(range.lowerBound)...\(range.upperBound)" + (meaning.map { " (\($0))" } ?? "")
+        guard let i = value.int else { fail(join(path, key), "expected an integer \(expected), found \(value.type)"); return nil }
+        guard range.contains(i) else { fail(join(path, key), "expected \(expected), found \(i)"); return nil }
         return i
     }
 

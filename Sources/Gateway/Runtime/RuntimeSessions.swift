@@ -11,10 +11,13 @@ final class RuntimeSessions: SessionLookup {
     let contract: String
     let sessionTTL: Double
     let cache: SessionCache
+    let events: SessionEvents
 
-    init(store: any StateStore, createUnknown: Bool, validator: IntentValidator, contract: String, sessionTTL: Double, cache: SessionCache) {
+    init(store: any StateStore, createUnknown: Bool, validator: IntentValidator, contract: String, sessionTTL: Double, cache: SessionCache,
+         events: SessionEvents) {
         self.store = store
         self.cache = cache
+        self.events = events
         self.createUnknown = createUnknown
         self.validator = validator
         self.contract = contract
@@ -39,9 +42,10 @@ final class RuntimeSessions: SessionLookup {
         let intent = SessionIntent(id: sessionID, tenantID: identity.tenantID, userID: userID, contract: contract, ttl: ttl)
         do {
             try validator.validate(intent, userID: userID, tenantID: identity.tenantID)
-            try await store.createSession(Session(id: intent.id, tenantID: intent.tenantID, userID: intent.userID, contract: intent.contract,
-                                                  createdAt: now, lastSeenAt: now, expiresAt: now + ttl),
-                                          refreshHash: nil, limit: validator.sessionLimit, at: now)
+            let ended = try await store.createSession(Session(id: intent.id, tenantID: intent.tenantID, userID: intent.userID, contract: intent.contract,
+                                                              createdAt: now, lastSeenAt: now, expiresAt: now + ttl),
+                                                      refreshHash: nil, limit: validator.sessionLimit, at: now)
+            for id in ended { events.publish(.revoked(sessionID: id, reason: SessionLimit.revocationReason)) }
         } catch let error as RuntimeError where error.code == .duplicateSession {
             // Another request created it first; read it back.
             return try await lookUp(sessionID, for: identity)

@@ -116,7 +116,8 @@ public final class GatewayServer: Sendable {
             }
         })
         sessions = RuntimeSessions(store: store, createUnknown: config.runtime.unknownSessions == "create",
-                                   validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL, cache: cache)
+                                   validator: settings.validator, contract: settings.defaultContract, sessionTTL: settings.sessionTTL, cache: cache,
+                                   events: events)
         self.logger = logger
         accessLogTarget = config.server.accessLog
         accessSink = LogSink.open(config.server.accessLog)

@@ -981,7 +981,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         idleTask?.cancel()
         idleTask = nil
         let request = LocalRequest(method: local.head.method, path: local.path, query: LocalRequest.parseQuery(local.query),
-                                   headers: local.head.headers, body: local.body, remoteIP: remoteIP)
+                                   headers: local.head.headers, body: local.body, remoteIP: remoteIP, requestID: local.requestID)
         let state = server.state
         context?.eventLoop.makeFutureWithTask { try await withDeadline(seconds: Self.localTimeout) { await api.handle(request, state: state) } }
             .assumeIsolated().whenComplete { result in
@@ -991,10 +991,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             switch result {
             case .success(let answer): response = answer
             case .failure(let error):
-                // GoTrue's error shape; the store hung (a database gone): 503, not a hang.
+                // The store hung (a database gone): 503, not a hang.
                 let message = error is RuntimeTimeout ? "\(error)" : "the runtime failed"
-                response = LocalResponse.json(.serviceUnavailable, .object([("code", .int(503)), ("error_code", .string("runtime_unavailable")),
-                                                                            ("msg", .string(message))]))
+                response = api.unavailable(request, message)
                 response.note = "\(String(reflecting: error))"
             }
             var headers = response.headers

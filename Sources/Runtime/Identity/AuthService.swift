@@ -1,6 +1,6 @@
 import Foundation
-public import JOSE
 import Synchronization
+public import JOSE
 
 /// Identity: sign-up, password login that creates the runtime session in the same step,
 /// refresh-token rotation with reuse detection, logout. Answers in Supabase Auth's vocabulary.
@@ -14,7 +14,8 @@ public final class AuthService: Sendable {
         public var minimumPasswordLength = 8
         public var validator = IntentValidator()
         public var defaultContract = "default"
-        /// Login attempts allowed per window, per IP and per email.
+        /// Token buckets of this size, refilled at this many per `loginWindow`: every sign-up
+        /// and sign-in spends one of its IP's, a failed sign-in one of its email's too.
         public var loginLimitPerIP = 30
         public var loginLimitPerEmail = 10
         public var loginWindow: Double = 300
@@ -28,11 +29,17 @@ public final class AuthService: Sendable {
         public let message: String
         /// What went wrong inside, for the gateway's log only: never sent to the client.
         public let detail: String?
-        public init(_ status: Int, _ code: String, _ message: String, detail: String? = nil) {
+        /// Whole seconds before trying again is worth it (a rate limit's `Retry-After`).
+        public let retryAfter: Int?
+        /// GoTrue's `weak_password.reasons` ("length", ...) for a refused password.
+        public let weakPasswordReasons: [String]?
+        public init(_ status: Int, _ code: String, _ message: String, detail: String? = nil, retryAfter: Int? = nil, weakPasswordReasons: [String]? = nil) {
             self.status = status
             self.code = code
             self.message = message
             self.detail = detail
+            self.retryAfter = retryAfter
+            self.weakPasswordReasons = weakPasswordReasons
         }
         public var description: String { "\(status) \(code): \(message)" + (detail.map { " (\($0))" } ?? "") }
 
@@ -57,7 +64,7 @@ public final class AuthService: Sendable {
     public let keys: KeyStore
     public let settings: Settings
     public let events: SessionEvents
-    private let attempts = Mutex<[String: (count: Int, windowStart: Double)]>([:])
+    private let limits: LoginLimits
     private let decoy = Mutex<String?>(nil)
 
     public init(store: any StateStore, keys: KeyStore, settings: Settings, events: SessionEvents) {
@@ -65,6 +72,21 @@ public final class AuthService: Sendable {
         self.keys = keys
         self.settings = settings
         self.events = events
+        limits = LoginLimits(perIP: settings.loginLimitPerIP, perEmail: settings.loginLimitPerEmail, window: settings.loginWindow)
+    }
+
+    /// bcrypt's bound, which GoTrue keeps: a longer password is refused wherever one is set.
+    public static let maximumPasswordBytes = 72
+
+    /// Refuses a password being set (sign-up, `gateway users add`) that is too long (in UTF-8
+    /// bytes, checked first: no characters are counted in a megabyte) or too short (in characters): 422 `weak_password`.
+    public static func checkNewPassword(_ password: String, minimumLength: Int) throws(Failure) {
+        if password.utf8.count > maximumPasswordBytes {
+            throw Failure(422, "weak_password", "Password cannot be longer than \(maximumPasswordBytes) characters", weakPasswordReasons: ["length"])
+        }
+        if password.count < minimumLength {
+            throw Failure(422, "weak_password", "Password should be at least \(minimumLength) characters.", weakPasswordReasons: ["length"])
+        }
     }
 
     // MARK: Sign-up and login
@@ -72,10 +94,8 @@ public final class AuthService: Sendable {
     public func signUp(email rawEmail: String, password: String, userMetadata: String = "{}", ip: String) async throws(Failure) -> Grant {
         let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
         guard Self.looksLikeEmail(email) else { throw Failure(400, "validation_failed", "Unable to validate email address: invalid format") }
-        guard password.count >= settings.minimumPasswordLength else {
-            throw Failure(422, "weak_password", "Password should be at least \(settings.minimumPasswordLength) characters.")
-        }
-        try checkRate(ip: ip, email: email)
+        try Self.checkNewPassword(password, minimumLength: settings.minimumPasswordLength)
+        try limits.admit(ip: ip)
         let now = Timestamp.now()
         let hash: String
         do { hash = try await Self.offload { try PasswordHash.hash(password, cost: self.settings.passwordCost) } } catch {
@@ -91,15 +111,17 @@ public final class AuthService: Sendable {
 
     public func signIn(email rawEmail: String, password: String, ip: String) async throws(Failure) -> Grant {
         let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
-        try checkRate(ip: ip, email: email)
-        let found: (user: User, passwordHash: String)?
-        do { found = try await store.user(email: email) } catch { throw Failure.storage(error) }
-        // Hash even for an unknown email so both answers take the same time.
-        let stored = found?.passwordHash
-        let ok = await Self.offload { PasswordHash.verify(password, against: stored ?? self.decoyHash()) }
-        guard let user = found?.user, ok, !user.disabled else {
-            throw Failure(400, "invalid_credentials", "Invalid login credentials")
+        try limits.admit(ip: ip)
+        let verified = try await limits.attempt(email: email) { () async throws(Failure) -> User? in
+            let found: (user: User, passwordHash: String)?
+            do { found = try await store.user(email: email) } catch { throw Failure.storage(error) }
+            // Hash even for an unknown email so both answers take the same time.
+            let stored = found?.passwordHash
+            let ok = await Self.offload { PasswordHash.verify(password, against: stored ?? self.decoyHash()) }
+            guard let user = found?.user, ok, !user.disabled else { return nil }
+            return user
         }
+        guard let user = verified else { throw Failure(400, "invalid_credentials", "Invalid login credentials") }
         return try await startSession(for: user, now: Timestamp.now())
     }
 
@@ -114,7 +136,9 @@ public final class AuthService: Sendable {
                               createdAt: now, lastSeenAt: now, expiresAt: now + intent.ttl)
         let refresh = Self.newRefreshToken()
         do {
-            try await store.createSession(session, refreshHash: SHA256.hex(refresh), limit: settings.validator.sessionLimit, at: now)
+            // Under `evict`, the user's least recently used sessions end to make room.
+            let ended = try await store.createSession(session, refreshHash: SHA256.hex(refresh), limit: settings.validator.sessionLimit, at: now)
+            for id in ended { events.publish(.revoked(sessionID: id, reason: SessionLimit.revocationReason)) }
         } catch let error as RuntimeError where error.code == .sessionLimit {
             throw Failure(429, "over_session_limit", error.message)
         } catch {
@@ -200,7 +224,7 @@ public final class AuthService: Sendable {
     /// A hash of nothing anyone knows, at the configured cost, so an unknown email costs one
     /// scrypt like a known one. (It was made at the standard cost whatever password_cost said:
     /// with password_cost = 10 an unknown email took 32 MiB and 32 times the work of a known
-    /// one, which told them apart and made the unknown ones the cheap way to load the server.)
+    /// one, which told them apart and made unknown emails the costliest sign-ins to send.)
     /// Made on first use, off the event loop (sign-in calls it in `offload`).
     func decoyHash() -> String {
         decoy.withLock { made in
@@ -209,24 +233,6 @@ public final class AuthService: Sendable {
             made = hash
             return hash
         }
-    }
-
-    private func checkRate(ip: String, email: String) throws(Failure) {
-        let now = Timestamp.now()
-        let window = settings.loginWindow
-        let over = attempts.withLock { table -> Bool in
-            var over = false
-            for (key, limit) in [("ip:" + ip, settings.loginLimitPerIP), ("email:" + email, settings.loginLimitPerEmail)] {
-                var entry = table[key] ?? (0, now)
-                if now - entry.windowStart > window { entry = (0, now) }
-                entry.count += 1
-                table[key] = entry
-                if entry.count > limit { over = true }
-            }
-            if table.count > 100_000 { table = table.filter { now - $0.value.windowStart <= window } }
-            return over
-        }
-        if over { throw Failure(429, "over_request_rate_limit", "Request rate limit reached") }
     }
 
     static func looksLikeEmail(_ s: String) -> Bool {

@@ -22,10 +22,11 @@ public struct SessionIntent: Sendable {
 /// need its data (no duplicate live id, per-user limit) inside the same transaction.
 public struct IntentValidator: Sendable {
     public var contracts: Set<String>
-    public var sessionLimit: Int
+    /// Applied by the store when it creates the session.
+    public var sessionLimit: SessionLimit
     public var maximumTTL: Double
 
-    public init(contracts: Set<String> = ["default"], sessionLimit: Int = 10, maximumTTL: Double = 30 * 86400) {
+    public init(contracts: Set<String> = ["default"], sessionLimit: SessionLimit = .unlimited, maximumTTL: Double = 30 * 86400) {
         self.contracts = contracts
         self.sessionLimit = sessionLimit
         self.maximumTTL = maximumTTL

@@ -59,6 +59,14 @@ public struct Session: Sendable, Equatable {
     }
 
     public func isLive(at now: Double) -> Bool { revokedAt == nil && expiresAt > now }
+
+    /// A new session's last activity as stored: its own, or just after the user's latest when
+    /// that is not earlier (a sign-in that waited while another committed), so the session
+    /// created last is the user's most recently used.
+    static func lastSeen(_ own: Double, after latest: Double?) -> Double {
+        guard let latest, latest >= own, latest.nextUp.isFinite else { return own }
+        return latest.nextUp
+    }
 }
 
 /// What the runtime refuses, with a code clients can act on.

@@ -151,29 +151,56 @@ public final class PostgresStore: StateStore {
         Session(id: r.0, tenantID: r.1, userID: r.2, contract: r.3, createdAt: r.4, lastSeenAt: r.5, expiresAt: r.6, metadata: r.7, revokedAt: r.8, revokedReason: r.9)
     }
 
-    public func createSession(_ session: Session, refreshHash: String?, limit: Int, at: Double) async throws {
+    @discardableResult
+    public func createSession(_ session: Session, refreshHash: String?, limit: SessionLimit, at: Double) async throws -> [String] {
         try await transaction { db in
-            // The user's row is the lock that makes the limit hold across instances.
+            // One creation per user at a time, across instances: a transaction-scoped advisory
+            // lock on the user id (a token-made session's user may have no row to lock), and
+            // the user's row, which disabling locks too.
+            try await db.query("SELECT pg_advisory_xact_lock(\(Self.sessionLockSpace), hashtext(\(session.userID)))", logger: logger)
             try await db.query("SELECT id FROM users WHERE id = \(session.userID) FOR UPDATE", logger: logger)
             for try await (revoked, expires) in try await db.query("SELECT revoked_at, expires_at FROM sessions WHERE id = \(session.id)", logger: logger).decode((Double?, Double).self) {
                 let live = revoked == nil && expires > at
                 throw RuntimeError(.duplicateSession, live ? "a live session with id \(session.id) exists" : "session id \(session.id) was used before")
             }
             var count = 0
-            for try await n in try await db.query("SELECT COUNT(*)::BIGINT FROM sessions WHERE user_id = \(session.userID) AND revoked_at IS NULL AND expires_at > \(at)", logger: logger).decode(Int64.self) {
-                count = Int(n)
+            var latest: Double?
+            for try await (n, newest) in try await db.query("SELECT COUNT(*)::BIGINT, MAX(last_seen_at) FROM sessions WHERE user_id = \(session.userID) AND revoked_at IS NULL AND expires_at > \(at)", logger: logger).decode((Int64, Double?).self) {
+                count = Int(clamping: n)
+                latest = newest
             }
-            if count >= limit { throw RuntimeError(.sessionLimit, "user already has \(count) live sessions (limit \(limit))") }
+            guard let surplus = limit.toEnd(live: count) else {
+                throw RuntimeError(.sessionLimit, "user already has \(count) live sessions (limit \(limit))")
+            }
+            var evicted: [String] = []
+            if surplus > 0 {
+                let reason = SessionLimit.revocationReason
+                let oldest = try await db.query("""
+                    UPDATE sessions SET revoked_at = \(at), revoked_reason = \(reason) WHERE id IN (
+                      SELECT id FROM sessions WHERE user_id = \(session.userID) AND revoked_at IS NULL AND expires_at > \(at)
+                      ORDER BY last_seen_at, created_at, id LIMIT \(surplus)) RETURNING id
+                    """, logger: logger)
+                for try await id in oldest.decode(String.self) { evicted.append(id) }
+                for id in evicted {
+                    try await db.query("DELETE FROM refresh_tokens WHERE session_id = \(id)", logger: logger)
+                    try await db.query("SELECT pg_notify(\(Self.channel), \(id + " " + reason))", logger: logger)
+                }
+            }
+            let lastSeen = Session.lastSeen(session.lastSeenAt, after: latest)
             try await db.query("""
                 INSERT INTO sessions (id, tenant_id, user_id, contract, created_at, last_seen_at, expires_at, metadata)
-                VALUES (\(session.id), \(session.tenantID), \(session.userID), \(session.contract), \(session.createdAt), \(session.lastSeenAt), \(session.expiresAt), \(session.metadata))
+                VALUES (\(session.id), \(session.tenantID), \(session.userID), \(session.contract), \(session.createdAt), \(lastSeen), \(session.expiresAt), \(session.metadata))
                 """, logger: logger)
             if let refreshHash {
                 try await db.query("INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES (\(refreshHash), \(session.id), \(at))", logger: logger)
                 try await db.query("UPDATE users SET last_sign_in_at = \(at) WHERE id = \(session.userID)", logger: logger)
             }
+            return evicted
         }
     }
+
+    /// The first key of the advisory locks that serialize a user's session creations ("gwse").
+    private static let sessionLockSpace: Int32 = 0x67_77_73_65
 
     private func sessions(_ query: PostgresQuery, on db: PostgresConnection? = nil) async throws -> [Session] {
         var out: [Session] = []

@@ -129,23 +129,42 @@ public final class SQLiteStore: StateStore {
 
     // MARK: Sessions
 
-    public func createSession(_ session: Session, refreshHash: String?, limit: Int, at: Double) async throws {
+    @discardableResult
+    public func createSession(_ session: Session, refreshHash: String?, limit: SessionLimit, at: Double) async throws -> [String] {
         try await transaction { db in
             if let existing = try await db.query("SELECT revoked_at, expires_at FROM sessions WHERE id = ?", [.text(session.id)]).first {
                 let live = existing.column("revoked_at")?.double == nil && (existing.column("expires_at")?.double ?? 0) > at
                 throw RuntimeError(.duplicateSession, live ? "a live session with id \(session.id) exists" : "session id \(session.id) was used before")
             }
-            let count = try await db.query("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?",
-                                           [.text(session.userID), .float(at)]).first?.column("n")?.integer ?? 0
-            if count >= limit { throw RuntimeError(.sessionLimit, "user already has \(count) live sessions (limit \(limit))") }
+            let live = try await db.query("SELECT COUNT(*) AS n, MAX(last_seen_at) AS latest FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+                                          [.text(session.userID), .float(at)]).first
+            let count = live?.column("n")?.integer ?? 0
+            guard let surplus = limit.toEnd(live: count) else {
+                throw RuntimeError(.sessionLimit, "user already has \(count) live sessions (limit \(limit))")
+            }
+            var evicted: [String] = []
+            if surplus > 0 {
+                let oldest = try await db.query("""
+                    SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+                    ORDER BY last_seen_at, created_at, id LIMIT ?
+                    """, [.text(session.userID), .float(at), .integer(surplus)])
+                for id in oldest.compactMap({ $0.column("id")?.string }) {
+                    _ = try await db.query("UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ?",
+                                           [.float(at), .text(SessionLimit.revocationReason), .text(id)])
+                    _ = try await db.query("DELETE FROM refresh_tokens WHERE session_id = ?", [.text(id)])
+                    evicted.append(id)
+                }
+            }
+            let lastSeen = Session.lastSeen(session.lastSeenAt, after: live?.column("latest")?.double)
             _ = try await db.query(
                 "INSERT INTO sessions (id, tenant_id, user_id, contract, created_at, last_seen_at, expires_at, metadata) VALUES (?,?,?,?,?,?,?,?)",
                 [.text(session.id), .text(session.tenantID), .text(session.userID), .text(session.contract), .float(session.createdAt),
-                 .float(session.lastSeenAt), .float(session.expiresAt), .text(session.metadata)])
+                 .float(lastSeen), .float(session.expiresAt), .text(session.metadata)])
             if let refreshHash {
                 _ = try await db.query("INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES (?,?,?)", [.text(refreshHash), .text(session.id), .float(at)])
                 _ = try await db.query("UPDATE users SET last_sign_in_at = ? WHERE id = ?", [.float(at), .text(session.userID)])
             }
+            return evicted
         }
     }
 

@@ -15,9 +15,14 @@ public protocol StateStore: Sendable {
     func setDisabled(email: String, _ disabled: Bool, at: Double) async throws -> Bool
 
     /// Stores a validated session and, if given, its first refresh token, in one transaction.
-    /// Throws `duplicateSession` for a live session with the same id and `sessionLimit` when
-    /// the user already holds `limit` live sessions.
-    func createSession(_ session: Session, refreshHash: String?, limit: Int, at: Double) async throws
+    /// Throws `duplicateSession` for a session id used before. When the user already holds
+    /// `limit.maximum` live sessions, `refuse` throws `sessionLimit` and `evict` revokes the
+    /// least recently used (smallest `lastSeenAt`) with reason `session_limit`, refresh tokens
+    /// and all, in the same transaction; their ids are returned (to publish as revoked).
+    /// Creations for one user are serialized, and the new session is stored as the user's most
+    /// recent (`lastSeenAt` just after their latest), so the last to commit are the last evicted.
+    @discardableResult
+    func createSession(_ session: Session, refreshHash: String?, limit: SessionLimit, at: Double) async throws -> [String]
     func session(id: String) async throws -> Session?
     /// Live and revoked sessions of a user (or of a whole tenant when `userID` is nil).
     func sessions(tenantID: String, userID: String?) async throws -> [Session]
