@@ -45,6 +45,21 @@ import Testing
         }
     }
 
+    /// A } where an array expects a value made toml++ assert (`a = [1, }]`).
+    static let bracesInArrays = ["[server]\nlisten = [}]\n", "a = [1, }]\n", "a = [\n}\n]\n", "a = {b = [}]}\n", "a = [[}]]\n", "a = [{b = 1}, }]\n"]
+
+    @Test(arguments: bracesInArrays)
+    func aBraceInAnArrayIsRefused(_ text: String) throws {
+        do {
+            _ = try GatewayConfig.parse(text)
+            Issue.record("parsed: \(text.debugDescription)")
+        } catch {
+            let expected = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("}") }.map { $0 + 1 }
+            #expect(error.issues.first?.line == expected, "\(error)")
+            #expect(error.description.contains("a } inside an array"), "\(error)")
+        }
+    }
+
     /// Arrays whose lines start with `[` inside a value are not headers.
     @Test func arraysOverLinesAreNotHeaders() {
         let text = "[server]\nlisten = [\n  [1, 2],\n  [ {a = 1} ],\n  [(1)],\n]\n"

@@ -4,7 +4,8 @@
 /// `is_bare_key_character(*cp) || is_string_delimiter(*cp)' failed") on a table header that does
 /// not start with a key: `[é]`, `[[é]]`, `[(]`, `[.a]`, `[=]`, `[` at a line's end. So `config
 /// check` aborted, and so did a running gateway on SIGHUP with such a file, instead of refusing
-/// it (found by fuzz-config). Such text is refused here, before toml++ sees it, and so is any
+/// it (found by fuzz-config). It asserts as well on a } where an array expects a value
+/// (`a = [1, }]`). Such text is refused here, before toml++ sees it, and so is any
 /// character past ASCII outside a quoted string or a comment: in TOML 1.0 it can stand nowhere
 /// else (bare keys, table names, numbers, dates and booleans are ASCII).
 enum TOMLText {
@@ -25,14 +26,14 @@ enum TOMLText {
         var i = 0, line = 1
         // Outside strings: whether the line holds only blanks so far, whether a value is being
         // read (after `=`, until the line ends outside brackets), and the value's bracket depth.
-        var blankSoFar = true, inValue = false, depth = 0
+        var blankSoFar = true, inValue = false, brackets: [UInt8] = []
         while i < n {
             let b = bytes[i]
             if b == newline {
                 line += 1
                 i += 1
                 blankSoFar = true
-                if depth == 0 { inValue = false }
+                if brackets.isEmpty { inValue = false }
             } else if b == hash {
                 while i < n, bytes[i] != newline { i += 1 }
             } else if b == doubleQuote || b == singleQuote {
@@ -78,9 +79,13 @@ enum TOMLText {
                         return (line, "TOML syntax: a table header must start with a key (letters, digits, _ and -, or a quoted key)")
                     }
                 } else if inValue, b == open || b == brace {
-                    depth += 1
-                } else if inValue, b == close || b == closeBrace, depth > 0 {
-                    depth -= 1
+                    brackets.append(b)
+                } else if inValue, b == close || b == closeBrace, let innermost = brackets.last {
+                    // toml++ asserts on a } where an array expects a value ([}], [1, }]).
+                    if b == closeBrace, innermost == open {
+                        return (line, "TOML syntax: a } inside an array (a value or ] was expected)")
+                    }
+                    brackets.removeLast()
                 } else if b == equals {
                     inValue = true
                 }
