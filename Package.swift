@@ -7,6 +7,21 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// `GATEWAY_FUZZ` set: the libFuzzer targets (Fuzz/, end of this file) and the embedded harness
+/// they drive the server with (Gateway's EmbeddedGateway.swift) are part of the package.
+let fuzzing = Context.environment["GATEWAY_FUZZ"] != nil
+let fuzzingDependencies: [Target.Dependency] = fuzzing ? [.product(name: "NIOEmbedded", package: "swift-nio")] : []
+let fuzzingSettings: [SwiftSetting] = fuzzing ? [.define("GATEWAY_FUZZ")] : []
+/// `GATEWAY_FUZZ` set: the project's own Swift targets (JOSE, Runtime, Gateway, Fuzz/) get
+/// libFuzzer's coverage instrumentation and AddressSanitizer; the dependencies and the C and
+/// system-library targets are built as usual (a sanitized build of the whole graph, with
+/// `-Xswiftc`, took over 23 minutes here). What links them needs the runtimes: `fuzzingLink`.
+/// `GATEWAY_FUZZ_SANITIZE` replaces the flags (e.g. "-sanitize=address" for a plain ASan build).
+let sanitize: [String] = (Context.environment["GATEWAY_FUZZ_SANITIZE"] ?? "-sanitize=fuzzer,address")
+    .split(separator: " ").map(String.init)
+let instrumented: [SwiftSetting] = fuzzing ? [.unsafeFlags(sanitize)] : []
+let fuzzingLink: [LinkerSetting] = fuzzing ? [.unsafeFlags(sanitize)] : []
+
 /// The request path: dynamic exclusivity checks off (the compiler's static checks stay).
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
@@ -45,7 +60,7 @@ let package = Package(
         .target(
             name: "JOSE",
             dependencies: ["COpenSSL", "CJansson"],
-            swiftSettings: strict + fast
+            swiftSettings: strict + fast + instrumented
         ),
 
         // Sessions, intents and their validation, the state surface (SQLite, PostgreSQL),
@@ -60,7 +75,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict + instrumented
         ),
 
         // The server: gateway.conf, routing, auth policy, proxying, /auth/v1, metrics.
@@ -77,8 +92,9 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ],
-            swiftSettings: strict + fast
+            ] + fuzzingDependencies,
+            exclude: fuzzing ? [] : ["Server/EmbeddedGateway.swift"],
+            swiftSettings: strict + fast + fuzzingSettings + instrumented
         ),
 
         // The command line: serve, token inspect|verify|mint, keys, config check.
@@ -130,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Runtime", "JOSE"],
+            dependencies: ["Gateway", "Runtime", "JOSE", .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -140,3 +156,35 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets, one per input surface: declared only when GATEWAY_FUZZ is set, so normal
+// builds and tests never see them. scripts/fuzz.sh builds and runs them (see Fuzz/README.md).
+if fuzzing {
+    let fuzzTargets: [(name: String, path: String, dependencies: [Target.Dependency])] = [
+        ("fuzz-jws", "Fuzz/JWS", ["JOSE"]),
+        ("fuzz-claims", "Fuzz/Claims", ["JOSE"]),
+        ("fuzz-keys", "Fuzz/Keys", ["JOSE"]),
+        ("fuzz-request", "Fuzz/Request", ["Gateway", "FuzzGateway"]),
+        ("fuzz-http1", "Fuzz/HTTP1", ["Gateway", "FuzzGateway"]),
+        ("fuzz-response", "Fuzz/Response", ["Gateway", "FuzzGateway"]),
+        ("fuzz-config", "Fuzz/Config", ["Gateway"]),
+        ("fuzz-api", "Fuzz/API", ["Gateway", "JOSE", "FuzzGateway"]),
+    ]
+    package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["CFuzzDriver"], path: "Fuzz/Support",
+                                   swiftSettings: strict + instrumented))
+    package.targets.append(.target(name: "FuzzGateway", dependencies: ["FuzzSupport", "Gateway", "JOSE"], path: "Fuzz/GatewaySupport",
+                                   swiftSettings: strict + instrumented))
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(name: target.name, dependencies: target.dependencies + ["FuzzSupport"],
+                                                 path: target.path, swiftSettings: strict + instrumented,
+                                                 linkerSettings: fuzzingLink))
+        package.products.append(.executable(name: target.name, targets: [target.name]))
+    }
+    // Everything else that links the instrumented targets needs the sanitizer runtimes too
+    // (`swift build` of the whole package under GATEWAY_FUZZ; scripts/fuzz.sh builds only the
+    // fuzz products).
+    for target in package.targets where target.type == .executable || target.type == .test {
+        if !target.name.hasPrefix("fuzz-") { target.linkerSettings = (target.linkerSettings ?? []) + fuzzingLink }
+    }
+}

@@ -32,6 +32,9 @@ public struct GatewayConfig: Sendable {
 
     /// Parses config text; relative paths resolve against `baseDirectory`.
     public static func parse(_ text: String, file: String = "gateway.conf", baseDirectory: String = ".") throws(ConfigError) -> GatewayConfig {
+        if let problem = TOMLText.problem(text) {
+            throw ConfigError(file: file, issues: [ConfigIssue(line: problem.line, path: "", message: problem.message)])
+        }
         let root: TOMLTable
         do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
             throw ConfigError(file: file, issues: [ConfigIssue(line: error.source.begin.line, path: "", message: "TOML syntax: \(error.description)")])

@@ -26,7 +26,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private let server: GatewayServer
     private let pool: UpstreamPool
     private let httpPool: UpstreamPool
-    private var context: ChannelHandlerContext!
+    /// Set while the handler is in the pipeline, nil once it left (closed or handed over): the
+    /// context holds the handler, so holding the context after that kept both and everything
+    /// they reach alive (every connection leaked). Work that completes later finds it nil.
+    private var context: ChannelHandlerContext?
     /// Client bytes not used yet (a partial head, or pipelined requests).
     private var inbound: ByteBuffer?
     private var exchange: Exchange?
@@ -226,6 +229,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         allocator = context.channel.allocator
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         server.metrics.connectionOpened()
         server.connections.opened(context.channel)
@@ -305,7 +314,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         if inputClosed, exchange == nil, !closing, !handedOver { return closeAfterWrites() }
         guard pendingRead, !handedOver, mayReadClient else { return }
         pendingRead = false
-        context.read()
+        context?.read()
     }
 
     func upstreamWritabilityChanged() {
@@ -469,7 +478,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 server.answeredHere(rejection.response, requestID: rejection.requestID, route: rejection.route, method: rejection.method, uri: rejection.target)
                 becameIdle()
                 let keepAlive = rejection.keepAlive && !server.isDraining
-                context.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, toHEAD: rejection.method == "HEAD",
+                context?.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, toHEAD: rejection.method == "HEAD",
                                                                        varyOrigin: state.config.cors != nil,
                                                                        allocator: allocator)), promise: nil)
                 clientNeedsFlush = true
@@ -484,7 +493,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 }
                 if exchange.expectContinue {
                     // Admitted (route, token, policy): the client may send the body now.
-                    context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+                    context?.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                 }
                 pumpBody(exchange)
                 connect(exchange)
@@ -794,6 +803,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
 
     /// Gives the connection to the full HTTP stack, with the bytes not used yet.
     private func handOver() {
+        guard let context else { return }
         handedOver = true
         timer?.cancel()
         timer = nil
@@ -813,7 +823,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             context.close(promise: nil)
             return
         }
-        let context = self.context!
         if let buffered = inbound {
             inbound = nil
             context.fireChannelRead(wrapInboundOut(buffered))
@@ -897,7 +906,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         timer?.cancel()
         timerDue = due
         let now = DispatchTime.now().uptimeNanoseconds
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
+        timer = context?.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
             self.timer = nil
             self.timerFired()
         }
@@ -1163,7 +1172,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             return
         }
         writeStaged()
-        context.write(wrapOutboundOut(bytes), promise: nil)
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     static let responseHeadLimit = 64 * 1024
@@ -1174,7 +1183,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func writeStaged() {
         guard let head = staged else { return }
         staged = nil
-        context.write(wrapOutboundOut(head), promise: nil)
+        context?.write(wrapOutboundOut(head), promise: nil)
         if head.capacity <= Self.scratchLimit { responseScratch = head }
     }
 
@@ -1182,13 +1191,13 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         if let head = staged {
             staged = nil
             clientNeedsFlush = false
-            context.writeAndFlush(wrapOutboundOut(head), promise: nil)
+            context?.writeAndFlush(wrapOutboundOut(head), promise: nil)
             if head.capacity <= Self.scratchLimit { responseScratch = head }
             return
         }
         guard clientNeedsFlush else { return }
         clientNeedsFlush = false
-        context.flush()
+        context?.flush()
     }
 
     /// The response went out whole.
@@ -1219,7 +1228,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func answerAndClose(_ response: ErrorResponse, started: UInt64 = DispatchTime.now().uptimeNanoseconds, bytesIn: Int = 0) {
         let requestID = RequestIDs.next()
         server.answeredHere(response, requestID: requestID, started: started, bytesIn: bytesIn)
-        context.write(wrapOutboundOut(response.bytes(requestID: requestID, keepAlive: false, allocator: allocator)), promise: nil)
+        context?.write(wrapOutboundOut(response.bytes(requestID: requestID, keepAlive: false, allocator: allocator)), promise: nil)
         closeAfterWrites()
     }
 
@@ -1228,9 +1237,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         closing = true
         inbound = nil
         clientNeedsFlush = false
+        guard let context else { return }
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
+        promise.futureResult.assumeIsolated().whenComplete { _ in self.context?.close(promise: nil) }
     }
 
     func upstreamClosed(error: (any Error)?) {
@@ -1264,7 +1274,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         becameIdle()
         // With body bytes still to come, the connection cannot be read as requests again.
         let keepAlive = exchange.keepAlive && !server.isDraining && exchange.bodyRemaining == 0
-        context.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, toHEAD: exchange.isHead,
+        context?.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, toHEAD: exchange.isHead,
                                                      varyOrigin: exchange.corsOn, allocator: allocator)), promise: nil)
         clientNeedsFlush = true
         if keepAlive {

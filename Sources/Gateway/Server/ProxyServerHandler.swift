@@ -17,7 +17,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private let server: GatewayServer
     private let pool: UpstreamPool
-    private var context: ChannelHandlerContext!
+    /// Set while the handler is in the pipeline, nil once it left (the connection closed): the
+    /// context holds the handler, so holding the context after that kept both and everything
+    /// they reach alive (every connection leaked). Work that completes later finds it nil.
+    private var context: ChannelHandlerContext?
     private var exchange: Exchange?
     /// A request answered by the gateway itself (identity endpoints, session API).
     private var local: LocalExchange?
@@ -157,6 +160,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if context.channel.isActive { armIdle() }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTask?.cancel()
+        idleTask = nil
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         server.metrics.connectionOpened()
         server.connections.opened(context.channel)
@@ -193,7 +202,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var mayReadClient: Bool {
         if !queued.isEmpty || local?.dispatched == true { return false }
         if let exchange, exchange.channel == nil || exchange.channel?.isWritable == false { return false }
-        return context.channel.isWritable
+        return context?.channel.isWritable ?? false
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -232,7 +241,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             self.exchange = nil
             finish(exchange, status: exchange.headWritten ? exchange.status : Int(response.status.code), reusable: false, note: response.reason)
             // Part of its response already went out: all the client can be told is the close.
-            if exchange.headWritten { return context.close(promise: nil) }
+            if exchange.headWritten { context?.close(promise: nil); return }
             queued.removeAll()
             return answerMalformed(requestID: exchange.requestID, logged: true, ownRequest: true)
         }
@@ -245,8 +254,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // Its answer went out already; the rest of its body is what did not parse.
             discarding = false
             queued.removeAll()
-            guard let answered else { return context.close(promise: nil) }
-            answered.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
+            guard let answered else { context?.close(promise: nil); return }
+            answered.assumeIsolated().whenComplete { _ in self.context?.close(promise: nil) }
             return
         }
         answerMalformedIfDue()
@@ -320,20 +329,20 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func armIdle(after seconds: Double? = nil) {
         guard idleTask == nil else { return }
         let timeout = server.state.config.server.clientIdleTimeout
-        idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64((seconds ?? timeout) * 1e9))) {
+        idleTask = context?.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64((seconds ?? timeout) * 1e9))) {
             self.idleTask = nil
             guard self.exchange == nil, self.queued.isEmpty, self.local?.dispatched != true else { return }
-            if self.local == nil, !self.discarding { return self.context.close(promise: nil) }
+            if self.local == nil, !self.discarding { self.context?.close(promise: nil); return }
             let idle = Double(DispatchTime.now().uptimeNanoseconds - self.lastClientBytes) / 1e9
             if idle < timeout { return self.armIdle(after: timeout - idle) }
-            self.context.close(promise: nil)
+            self.context?.close(promise: nil)
         }
     }
 
     /// The client sent all it will: close once everything it asked for is answered.
     private func closeIfFinished() {
         guard inputClosed, exchange == nil, local == nil, !discarding, queued.isEmpty else { return }
-        context.close(promise: nil)
+        context?.close(promise: nil)
     }
 
     private func resumeClientReads() {
@@ -343,7 +352,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if exchange == nil, local == nil, !discarding { armIdle() }
         guard pendingRead, mayReadClient else { return }
         pendingRead = false
-        context.read()
+        context?.read()
     }
 
     // MARK: Request
@@ -380,7 +389,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             if next.isHead, exchange != nil || local != nil { return }
             // The next request waits while the answers before it are not going out; the
             // writability change takes it up.
-            if next.isHead, !context.channel.isWritable { return }
+            if next.isHead, !(context?.channel.isWritable ?? false) { return }
             queued.removeFirst()
             handle(next)
         }
@@ -417,7 +426,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .end:
             if discarding {
                 discarding = false
-                if closeAfterDiscard { context.close(promise: nil) } else { resumeClientReads() }
+                if closeAfterDiscard { context?.close(promise: nil) } else { resumeClientReads() }
                 return
             }
             if let local {
@@ -470,10 +479,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             server.answeredHere(response, requestID: requestID, method: head.method.rawValue, uri: head.uri)
             malformed = response  // nothing more is read or answered
             malformedAnswered = true
-            guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return context.close(promise: nil) }
+            guard let context, let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+                context?.close(promise: nil)
+                return
+            }
             let promise = context.eventLoop.makePromise(of: Void.self)
             encoder.writeAndFlush(NIOAny(response.bytes(requestID: requestID, keepAlive: false, allocator: context.channel.allocator)), promise: promise)
-            promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
+            promise.futureResult.assumeIsolated().whenComplete { _ in self.context?.close(promise: nil) }
             return
         }
         // Asterisk-form (RFC 9112 section 3.2.4): about the server, not a resource.
@@ -588,7 +600,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // The runtime answers asynchronously; body parts wait in the exchange meanwhile and
             // further reads are held (the exchange has no upstream channel yet).
             let lookup = server.sessions
-            context.eventLoop.makeFutureWithTask { try await lookup.status(of: sessionID, for: who) }.assumeIsolated().whenComplete { result in
+            context?.eventLoop.makeFutureWithTask { try await lookup.status(of: sessionID, for: who) }.assumeIsolated().whenComplete { result in
                 guard self.exchange === exchange else { return }
                 switch result {
                 case .failure(let error as RuntimeTimeout):
@@ -614,7 +626,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Admitted: answer `Expect: 100-continue` and go to the upstream.
     private func proceed(_ exchange: Exchange) {
         if exchange.head.version.minor >= 1, exchange.head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.head.version, status: .continue))), promise: nil)
+            context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.head.version, status: .continue))), promise: nil)
         }
         connect(exchange)
     }
@@ -692,7 +704,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     // MARK: Upstream
 
     private func connect(_ exchange: Exchange) {
-        let loop = context.eventLoop
+        guard let loop = context?.eventLoop else { return }
         pool.acquire(exchange.upstream, connectTimeout: exchange.route.connectTimeout, fresh: exchange.retriedStale).hop(to: loop).assumeIsolated().whenComplete { result in
             guard self.exchange === exchange else {
                 if case .success(let acquired) = result { acquired.channel.close(promise: nil) }
@@ -760,6 +772,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 // decoder would take what follows as another protocol.
                 return fail(exchange, .badGateway("upstream switched protocols unasked"))
             }
+            guard (100...999).contains(head.status.code) else {
+                // NIOHTTP1 passes a status line with a code like 000 or 42 (the direct path
+                // refuses it). Taken as an interim answer, its body went to the client with no
+                // head before it (found by fuzz-response).
+                return fail(exchange, .badGateway("upstream answered badly: malformed status line"))
+            }
             if head.status.code < 200 { return }  // 100 Continue from upstream: we already answered the client
             if head.status.mayHaveResponseBody, exchange.head.method != .HEAD, let problem = HopByHop.codingProblem(head.headers) {
                 // NIOHTTP1 takes the chunks off and the encoder puts `chunked` alone back: another
@@ -796,11 +814,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // if no body part came with it (a stream's first event may be a while).
             clientNeedsFlush = true
         case .body(let buffer):
+            // Body bytes with no final head to go before them would reach the client as bytes
+            // that are not HTTP.
+            guard exchange.responseHead != nil else { return fail(exchange, .badGateway("upstream answered badly: a body before any final response head")) }
             writeHead(exchange)
             exchange.bytesOut += buffer.readableBytes
             exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
             if !exchange.idleTimerArmed { armIdleTimer(exchange, after: exchange.route.idleTimeout) }
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            context?.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             clientNeedsFlush = true
         case .end(let trailers):
             writeHead(exchange)
@@ -818,10 +839,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
                 closeAfterDiscard = !keepAlive
             }
             clientNeedsFlush = false
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
-            answered = promise.futureResult
-            if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+            if let context {
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+                answered = promise.futureResult
+                if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context?.close(promise: nil) } }
+            }
             resumeClientReads()
         }
     }
@@ -853,21 +876,21 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             // Mid-response: the only honest signal left is to cut the client connection.
             self.exchange = nil
             finish(exchange, status: exchange.status, reusable: false, note: "upstream closed mid-response")
-            context.close(promise: nil)
+            context?.close(promise: nil)
         }
     }
 
     private func writeHead(_ exchange: Exchange) {
         guard !exchange.headWritten, let head = exchange.responseHead else { return }
         exchange.headWritten = true
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context?.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 
     func upstreamReadComplete() {
         if let exchange { writeHead(exchange) }
         guard clientNeedsFlush else { return }
         clientNeedsFlush = false
-        context.flush()
+        context?.flush()
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {
@@ -879,14 +902,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func armTimer(_ exchange: Exchange, seconds: Double, why: String) {
         exchange.timer?.cancel()
         exchange.idleTimerArmed = false
-        exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+        exchange.timer = context?.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
             guard self.exchange === exchange else { return }
             if exchange.responseHead == nil {
                 self.fail(exchange, .gatewayTimeout(why))
             } else {
                 self.exchange = nil
                 self.finish(exchange, status: exchange.status, reusable: false, note: why)
-                self.context.close(promise: nil)
+                self.context?.close(promise: nil)
             }
         }
     }
@@ -895,7 +918,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// the time left since the last body part.
     private func armIdleTimer(_ exchange: Exchange, after seconds: Double) {
         exchange.idleTimerArmed = true
-        exchange.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+        exchange.timer = context?.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
             guard self.exchange === exchange else { return }
             let idle = Double(DispatchTime.now().uptimeNanoseconds - exchange.lastActivity) / 1e9
             let limit = exchange.route.idleTimeout
@@ -910,7 +933,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             self.exchange = nil
             self.finish(exchange, status: exchange.status, reusable: false, note: "upstream idle for \(Duration.describe(limit))")
-            self.context.close(promise: nil)
+            self.context?.close(promise: nil)
         }
     }
 
@@ -960,7 +983,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let request = LocalRequest(method: local.head.method, path: local.path, query: LocalRequest.parseQuery(local.query),
                                    headers: local.head.headers, body: local.body, remoteIP: remoteIP, requestID: local.requestID)
         let state = server.state
-        context.eventLoop.makeFutureWithTask { try await withDeadline(seconds: Self.localTimeout) { await api.handle(request, state: state) } }
+        context?.eventLoop.makeFutureWithTask { try await withDeadline(seconds: Self.localTimeout) { await api.handle(request, state: state) } }
             .assumeIsolated().whenComplete { result in
             guard self.local === local else { return }
             self.local = nil
@@ -980,15 +1003,17 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
             let keepAlive = local.head.isKeepAlive && !self.server.isDraining
             if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
             self.applyCORS(&headers)
-            self.context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: local.head.version, status: response.status, headers: headers))), promise: nil)
-            if !response.body.isEmpty, local.head.method != .HEAD {
-                var buffer = self.context.channel.allocator.buffer(capacity: response.body.count)
-                buffer.writeBytes(response.body)
-                self.context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            if let context = self.context {
+                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: local.head.version, status: response.status, headers: headers))), promise: nil)
+                if !response.body.isEmpty, local.head.method != .HEAD {
+                    var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+                    buffer.writeBytes(response.body)
+                    context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                }
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: promise)
+                if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context?.close(promise: nil) } }
             }
-            let promise = self.context.eventLoop.makePromise(of: Void.self)
-            self.context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: promise)
-            if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
             self.server.requestFinished(route: "local", status: Int(response.status.code), method: local.head.method.rawValue, uri: local.head.uri,
                                         requestID: local.requestID, started: local.started, upstream: nil, identity: nil,
                                         bytesIn: local.body.count, bytesOut: response.body.count, note: response.note)
@@ -1006,6 +1031,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func respond(_ response: ErrorResponse, version: HTTPVersion, requestID: String, keepAlive: Bool) {
+        guard let context else { return }
         let body = response.body(requestID: requestID)
         var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
         buffer.writeString(body)
@@ -1016,10 +1042,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
         answered = promise.futureResult
-        if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+        if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context?.close(promise: nil) } }
     }
 
     private func respondBuiltIn(_ answer: GatewayServer.BuiltIn, head: HTTPRequestHead, requestID: String, keepAlive: Bool, extra: [(String, String)] = []) {
+        guard let context else { return }
         var headers = HTTPHeaders(extra)
         headers.add(name: "content-type", value: answer.contentType)
         headers.add(name: "content-length", value: String(answer.body.count))
@@ -1041,10 +1068,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func endAnswer(keepAlive: Bool) {
         discarding = true
         closeAfterDiscard = !keepAlive
+        guard let context else { return }
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
         answered = promise.futureResult
-        if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) } }
+        if !keepAlive { promise.futureResult.assumeIsolated().whenComplete { _ in self.context?.close(promise: nil) } }
     }
 
     private var closingWhenSent = false
@@ -1054,10 +1082,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func closeWhenSent() {
         guard !closingWhenSent else { return }
         closingWhenSent = true
-        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return context.close(promise: nil) }
+        guard let context, let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            context?.close(promise: nil)
+            return
+        }
         let promise = context.eventLoop.makePromise(of: Void.self)
         encoder.writeAndFlush(NIOAny(ByteBuffer()), promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { _ in self.context.close(promise: nil) }
+        promise.futureResult.assumeIsolated().whenComplete { _ in self.context?.close(promise: nil) }
     }
 
     /// 204 to a preflight the `[cors]` policy allows.
@@ -1070,7 +1101,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !keepAlive { headers.add(name: "connection", value: "close") }
         server.requestFinished(route: "-", status: 204, method: head.method.rawValue, uri: head.uri, requestID: requestID, started: DispatchTime.now().uptimeNanoseconds,
                                upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: "CORS preflight")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .noContent, headers: headers))), promise: nil)
+        context?.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .noContent, headers: headers))), promise: nil)
         endAnswer(keepAlive: keepAlive)
     }
 

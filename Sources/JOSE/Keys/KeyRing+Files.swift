@@ -42,7 +42,12 @@ extension KeyRing {
         let data: [UInt8]
         let modified: Double
         do {
-            data = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            // Not Data(contentsOf:), which leaks a 4 KiB buffer on every empty file it reads
+            // (swift-foundation; found by fuzz-keys): a key folder holding an empty file lost
+            // 4 KiB at every load (start and each SIGHUP).
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            data = Array(try handle.readToEnd() ?? Data())
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         } catch {

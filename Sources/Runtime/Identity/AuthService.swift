@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import JOSE
 
 /// Identity: sign-up, password login that creates the runtime session in the same step,
@@ -64,6 +65,7 @@ public final class AuthService: Sendable {
     public let settings: Settings
     public let events: SessionEvents
     private let limits: LoginLimits
+    private let decoy = Mutex<String?>(nil)
 
     public init(store: any StateStore, keys: KeyStore, settings: Settings, events: SessionEvents) {
         self.store = store
@@ -114,8 +116,8 @@ public final class AuthService: Sendable {
             let found: (user: User, passwordHash: String)?
             do { found = try await store.user(email: email) } catch { throw Failure.storage(error) }
             // Hash even for an unknown email so both answers take the same time.
-            let stored = found?.passwordHash ?? Self.decoyHash
-            let ok = await Self.offload { PasswordHash.verify(password, against: stored) }
+            let stored = found?.passwordHash
+            let ok = await Self.offload { PasswordHash.verify(password, against: stored ?? self.decoyHash()) }
             guard let user = found?.user, ok, !user.disabled else { return nil }
             return user
         }
@@ -219,8 +221,19 @@ public final class AuthService: Sendable {
 
     static func newRefreshToken() -> String { Base64URL.encode(secureRandomBytes(32)) }
 
-    /// A hash of nothing anyone knows, so unknown emails cost one scrypt like known ones.
-    private static let decoyHash = (try? PasswordHash.hash(Base64URL.encode(secureRandomBytes(16)))) ?? ""
+    /// A hash of nothing anyone knows, at the configured cost, so an unknown email costs one
+    /// scrypt like a known one. (It was made at the standard cost whatever password_cost said:
+    /// with password_cost = 10 an unknown email took 32 MiB and 32 times the work of a known
+    /// one, which told them apart and made unknown emails the costliest sign-ins to send.)
+    /// Made on first use, off the event loop (sign-in calls it in `offload`).
+    func decoyHash() -> String {
+        decoy.withLock { made in
+            if let made { return made }
+            let hash = (try? PasswordHash.hash(Base64URL.encode(secureRandomBytes(16)), cost: settings.passwordCost)) ?? ""
+            made = hash
+            return hash
+        }
+    }
 
     static func looksLikeEmail(_ s: String) -> Bool {
         let parts = s.split(separator: "@", omittingEmptySubsequences: false)

@@ -1,0 +1,2 @@
+// Declarations only (include/fuzz_driver.h); libFuzzer itself comes with -sanitize=fuzzer.
+#include "fuzz_driver.h"
