@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (Fuzz/, declared in Package.swift under GATEWAY_FUZZ) once and
 # runs each for a bounded time or number of inputs, starting from the committed seeds
-# (Fuzz/corpus/<target>/). New inputs go to a scratch corpus, not into the seeds, unless
+# (Tests/Fuzz/corpus/<target>/). New inputs go to a scratch corpus, not into the seeds, unless
 # --merge. Prints per target: inputs run, coverage features (ft), corpus size, slowest input,
 # and the outcome. Exits non-zero on any crash, sanitizer report, leak, timeout (-timeout) or
 # input slower than --slow-ms (100 ms by default, 800 ms for keys, whose RSA private keys are
@@ -85,9 +85,9 @@ for t in "${targets[@]}"; do
   start=$(date +%s)
   set +e
   if [ "$jobs" -gt 1 ]; then
-    "$BIN/fuzz-$t" "${args[@]}" -fork="$jobs" -ignore_crashes=0 "$corpus" "Fuzz/corpus/$t" > "$log" 2>&1
+    "$BIN/fuzz-$t" "${args[@]}" -fork="$jobs" -ignore_crashes=0 "$corpus" "Tests/Fuzz/corpus/$t" > "$log" 2>&1
   else
-    "$BIN/fuzz-$t" "${args[@]}" "$corpus" "Fuzz/corpus/$t" > "$log" 2>&1
+    "$BIN/fuzz-$t" "${args[@]}" "$corpus" "Tests/Fuzz/corpus/$t" > "$log" 2>&1
   fi
   rc=$?
   set -e
@@ -113,7 +113,7 @@ for t in "${targets[@]}"; do
     grep -vE '^#[0-9]+ ' "$log" | tail -40 >&2
   fi
   if [ $merge -eq 1 ]; then
-    "$BIN/fuzz-$t" -merge=1 -timeout=1 -close_fd_mask=1 "Fuzz/corpus/$t" "$corpus" > "$work/$t-merge.log" 2>&1 || true
+    "$BIN/fuzz-$t" -merge=1 -timeout=1 -close_fd_mask=1 "Tests/Fuzz/corpus/$t" "$corpus" > "$work/$t-merge.log" 2>&1 || true
   fi
   rows+=("$(printf '%-9s %12s %8s %12s %8s %10s  %s' "$t" "${execs:-?}" "${ft:-?}" "${corp:-?}" "${seconds}s" "${slowest:-?} ms" "$outcome")")
 done

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora Fuzz/corpus/<target>/ from the project's fixtures and tests.
+"""Writes the seed corpora Tests/Fuzz/corpus/<target>/ from the project's fixtures and tests.
 
-Run from the repository root: python3 Fuzz/corpus/make-seeds.py. Sources, per target, are
+Run from the repository root: python3 Tests/Fuzz/corpus/make-seeds.py. Sources, per target, are
 named in Fuzz/README.md. Files are named by the SHA-1 of their bytes, as libFuzzer names
 corpus files, so running this again adds nothing twice. Needs the openssl command (for PEMs).
 """
 import base64, hashlib, json, os, re, subprocess, tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = os.path.join(ROOT, "Fuzz", "corpus")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+OUT = os.path.join(ROOT, "Tests", "Fuzz", "corpus")
 LIMIT = 4096  # libFuzzer's default -max_len
 
 
