@@ -9,7 +9,11 @@
 # A failing input is copied to Fuzz/crashes/<target>-<kind>-<sha1>.
 #
 #   scripts/fuzz.sh [--time SECONDS_PER_TARGET] [--runs N] [--jobs N] [--merge] [--no-build]
-#                   [--slow-ms MS] [--work DIR] [--debug] [target...]
+#                   [--slow-ms MS] [--work DIR] [--debug] [--scratch DIR] [target...]
+#
+# --scratch DIR builds in DIR instead of .build-fuzz: `--debug --scratch .build` after the
+# tests reuses their dependencies (only the project's modules compile again, with the
+# sanitizers: under a minute), which is how scripts/test.sh runs them in CI.
 #
 # Targets: jws claims keys request http1 response config api (default: all).
 # Only the project's targets are instrumented (Package.swift under GATEWAY_FUZZ); the
@@ -18,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALL=(jws claims keys request http1 response config api)
-time_per=60 runs="" merge=0 build=1 slow_ms="" jobs=1 work="" config=release
+time_per=60 runs="" merge=0 build=1 slow_ms="" jobs=1 work="" config=release scratch=.build-fuzz
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,7 +34,8 @@ while [ $# -gt 0 ]; do
     --slow-ms) slow_ms=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --debug) config=debug; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --scratch) scratch=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -40,7 +45,7 @@ for t in "${targets[@]}"; do
   [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz.sh: no target $t (${ALL[*]})" >&2; exit 2; }
 done
 
-SCRATCH=.build-fuzz
+SCRATCH=$scratch
 BIN=$SCRATCH/$config
 work=${work:-$SCRATCH/fuzz-work}
 mkdir -p "$work" Fuzz/crashes
