@@ -1,19 +1,15 @@
 import Foundation
 
 /// Paths the tests read: the project's own fixtures (the Wycheproof vectors among them, copied
-/// from the reference), or another copy of the reference under GATEWAY_SHARED_DIR.
+/// from the workplace's reference copy), or another copy under GATEWAY_SHARED_DIR.
 enum TestPaths {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-    static var shared: URL {
-        if let dir = ProcessInfo.processInfo.environment["GATEWAY_SHARED_DIR"] { return URL(fileURLWithPath: dir) }
-        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    }
-    /// Wycheproof's JWS vectors: the project's copy (Fixtures/wycheproof, with its licence),
-    /// or the file under GATEWAY_SHARED_DIR when that is set.
+    /// Wycheproof's JWS vectors: the project's copy (Fixtures/wycheproof, with its licence), or
+    /// `vectors/wycheproof/json_web_signature_test.json` under GATEWAY_SHARED_DIR when set.
     static var wycheproofJWS: URL {
-        if ProcessInfo.processInfo.environment["GATEWAY_SHARED_DIR"] != nil {
-            return shared.appendingPathComponent("vectors/wycheproof/json_web_signature_test.json")
+        if let dir = ProcessInfo.processInfo.environment["GATEWAY_SHARED_DIR"] {
+            return URL(fileURLWithPath: dir).appendingPathComponent("vectors/wycheproof/json_web_signature_test.json")
         }
         return fixtures.appendingPathComponent("wycheproof/json_web_signature_test.json")
     }

@@ -2,7 +2,7 @@ import Foundation
 import JOSE
 import Testing
 
-/// Wycheproof's JSON Web Signature vectors (Fixtures/wycheproof, from ../shared/vectors/wycheproof), every case run:
+/// Wycheproof's JSON Web Signature vectors (the project's copy in Fixtures/wycheproof), every case run:
 /// a case passes when our verdict equals the expected one. Cases we cannot judge (JWE, or an
 /// algorithm outside HS/RS/PS/ES/EdDSA expected to be valid) are counted as skipped, never
 /// as passed.

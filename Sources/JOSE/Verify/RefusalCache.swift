@@ -83,23 +83,14 @@ public final class RefusalCache: Sendable {
 }
 
 /// Bytes as a dictionary key hashed over every byte (``ByteKey`` hashes only the tail, which is
-/// right for verified tokens and wrong for tokens a stranger chose).
-enum WholeKey: Hashable, @unchecked Sendable {  // .borrowed never outlives the lock it is used under
-    case owned([UInt8])
-    case borrowed(UnsafeRawBufferPointer)
+/// right for verified tokens and wrong for tokens a stranger chose); equality is ByteKey's.
+struct WholeKey: Hashable, @unchecked Sendable {  // .borrowed never outlives the lock it is used under
+    let bytes: ByteKey
 
-    func withBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
-        switch self {
-        case .owned(let bytes): bytes.withUnsafeBytes(body)
-        case .borrowed(let buffer): body(buffer)
-        }
-    }
+    static func owned(_ bytes: [UInt8]) -> WholeKey { WholeKey(bytes: .owned(bytes)) }
+    static func borrowed(_ buffer: UnsafeRawBufferPointer) -> WholeKey { WholeKey(bytes: .borrowed(buffer)) }
 
     func hash(into hasher: inout Hasher) {
-        withBytes { hasher.combine(bytes: $0) }
-    }
-
-    static func == (a: WholeKey, b: WholeKey) -> Bool {
-        a.withBytes { x in b.withBytes { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
+        bytes.withBytes { hasher.combine(bytes: $0) }
     }
 }
