@@ -13,7 +13,8 @@ bench_need_peers() {
 }
 
 # bench_start_gateway WORK: starts the peers and `gateway serve --threads 1` with one
-# optional-auth route to the peers' nginx, trusting the peers' keys; sets $gw (its pid) once
+# optional-auth route to the peers' nginx, trusting the peers' keys (tokens in the Authorization
+# header, apikey or the sb-access-token cookie); sets $gw (its pid) once
 # it listens. Config and logs go to WORK.
 bench_start_gateway() {
   local work=$1
@@ -28,6 +29,7 @@ access_log = "off"
 issuer = "http://127.0.0.1:8080/auth/v1"
 audience = "authenticated"
 keys = "$PEERS_DIR/keys"
+token_sources = ["authorization", "apikey", "cookie:sb-access-token"]
 
 [[route]]
 path = "/"

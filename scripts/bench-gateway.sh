@@ -15,6 +15,10 @@
 # in different spells. Every pair is printed, then per row the median ratios and how many
 # pairs meet the row's target (the issue's: plain >= 1.0, ES256 >= 3.0, RS256 >= 2.0,
 # HS256 >= 1.0, ES256-unique >= 1.0, ES256-expired >= 3.0; p99 no worse than HAProxy's).
+# HS256-unique: 10,000 distinct HS256 tokens in turn (HAProxy's HS256 peer gets the same list).
+# ES256-cookie: the ES256 token in `Cookie: sb-access-token=...` (the gateway's token source
+# `cookie:sb-access-token`), against HAProxy verifying the same token as a bearer: the cookie
+# source is a path of its own in the gateway (it used to hand the request over). Both >= 1.0.
 # ES256-expired: every request carries the same ES256 token, signed by the peers' key and
 # expired an hour ago; HAProxy verifies it, then checks exp, and answers 401; the gateway
 # answers 401 expired from its refusal cache (a signed-out user's old token sent in a loop). Each pair also gives the
@@ -44,11 +48,31 @@ key = serialization.load_pem_private_key(open(f"{d}/keys/es256.pem", "rb").read(
 payload = claims(int(time.time()) - 7200, str(uuid.uuid4()))
 payload["exp"] = int(time.time()) - 3600
 open(f"{d}/tokens/ES256-expired.jwt", "w").write(sign("ES256", key, payload) + "\n")
+# 10,000 distinct HS256 tokens, as tokens.py makes the ES256 ones.
+secret = open(f"{d}/keys/hs256.secret", "rb").read()
+now = int(time.time())
+with open(f"{d}/tokens/HS256-unique.txt", "w") as f:
+    for _ in range(10000):
+        f.write(sign("HS256", secret, claims(now, str(uuid.uuid4()))) + "\n")
 PY
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$PEERS_DIR/tokens/ES256-expired.jwt")" "http://127.0.0.1:$PORT/")
 [ "$code" = 401 ] || { echo "bench-gateway: the gateway answered the expired token $code" >&2; exit 1; }
 .build/release/relay-ceiling "$RELAY_PORT" 18090 >/dev/null 2>&1 &
 relay=$!
+
+# bench_load PORT KIND [DURATION]: peers.sh load, and ES256-cookie (the ES256 token in a cookie),
+# printed in peers.sh's format.
+bench_load() {
+  local port=$1 kind=$2 dur=${3:-${PEERS_DURATION:-8s}}
+  if [ "$kind" != ES256-cookie ]; then PEERS_DURATION=$dur bash "$PEERS_SH" load "$port" "$kind"; return; fi
+  local lua="$PEERS_DIR/wrk-ES256-cookie.lua" out rps p99 non2xx
+  printf 'local t = io.open("%s"):read("*l")\nrequest = function() return wrk.format("GET", "/", { ["Cookie"] = "theme=dark; sb-access-token=" .. t }) end\n' "$PEERS_DIR/tokens/ES256.jwt" > "$lua"
+  out=$(wrk -t"${PEERS_THREADS:-1}" -c"${PEERS_CONNECTIONS:-64}" -d"$dur" --latency -s "$lua" "http://127.0.0.1:$port/" 2>&1)
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out"); non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  printf '%-6s %-13s rps=%s p99=%s non2xx=%s\n' "$port" "$kind" "${rps:-?}" "${p99:-?}" "${non2xx:-0}"
+}
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: sb-access-token=$(cat "$PEERS_DIR/tokens/ES256.jwt")" "http://127.0.0.1:$PORT/")
+[ "$code" = 200 ] || { echo "bench-gateway: the gateway answered the cookie token $code" >&2; exit 1; }
 
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } else print v }'; }
 
@@ -56,9 +80,12 @@ for run in $(seq 1 "$RUNS"); do
   echo "run $run/$RUNS (wrk -t${PEERS_THREADS:-1} -c${PEERS_CONNECTIONS:-64} -d${PEERS_DURATION:-8s})"
   out=$(bash "$PEERS_SH" compare "$PORT")
   printf '%-14s %12s %10s %12s %10s %9s %9s\n' kind haproxy_rps p99_ms gateway_rps p99_ms rps_ratio p99_ratio
-  out+=$'\n'$(bash "$PEERS_SH" load 18081 ES256-expired)$'\n'$(bash "$PEERS_SH" load "$PORT" ES256-expired)
-  for kind in none ES256 RS256 HS256 ES256-unique ES256-expired; do
-    peer=$(awk -v k="$kind" -v p="$PORT" '$2==k && $1!=p' <<<"$out" | head -1)
+  out+=$'\n'$(bench_load 18081 ES256-expired)$'\n'$(bench_load "$PORT" ES256-expired)
+  out+=$'\n'$(bench_load 18084 HS256-unique)$'\n'$(bench_load "$PORT" HS256-unique)
+  out+=$'\n'$(bench_load "$PORT" ES256-cookie)
+  for kind in none ES256 RS256 HS256 ES256-unique ES256-expired HS256-unique ES256-cookie; do
+    pkind=$kind; [ "$kind" = ES256-cookie ] && pkind=ES256
+    peer=$(awk -v k="$pkind" -v p="$PORT" '$2==k && $1!=p' <<<"$out" | head -1)
     ours=$(awk -v k="$kind" -v p="$PORT" '$2==k && $1==p' <<<"$out" | head -1)
     prps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$peer"); grps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$ours")
     pp99=$(to_ms "$(sed -n 's/.*p99=\([^ ]*\).*/\1/p' <<<"$peer")"); gp99=$(to_ms "$(sed -n 's/.*p99=\([^ ]*\).*/\1/p' <<<"$ours")")
@@ -88,23 +115,25 @@ if [ "$pairs" -gt 0 ]; then
   cpu_load() {
     local before after out
     before=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
-    out=$(PEERS_DURATION=$slice bash "$PEERS_SH" load "$2" "$3")
+    out=$(bench_load "$2" "$3" "$slice")
     after=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
     echo "$out ticks=$((after - before))"
   }
   : > "$summary"
   median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-  for kind in none ES256 RS256 HS256 ES256-unique ES256-expired; do
+  for kind in none ES256 RS256 HS256 ES256-unique ES256-expired HS256-unique ES256-cookie; do
+    peer_kind=$kind
     case $kind in none) peer_port=18085 target=1.0 ;; ES256) peer_port=18081 target=3.0 ;; RS256) peer_port=18083 target=2.0 ;;
                   HS256) peer_port=18084 target=1.0 ;; ES256-unique) peer_port=18081 target=1.0 ;;
-                  ES256-expired) peer_port=18081 target=3.0 ;; esac
+                  ES256-expired) peer_port=18081 target=3.0 ;; HS256-unique) peer_port=18084 target=1.0 ;;
+                  ES256-cookie) peer_port=18081 target=1.0 peer_kind=ES256 ;; esac
     rows=$work/pairs-$kind
     : > "$rows"
     for pair in $(seq 1 "$pairs"); do
       if [ $((pair % 2)) = 1 ]; then
-        peer=$(cpu_load "$haproxy_pid" "$peer_port" "$kind"); ours=$(cpu_load "$gw" "$PORT" "$kind")
+        peer=$(cpu_load "$haproxy_pid" "$peer_port" "$peer_kind"); ours=$(cpu_load "$gw" "$PORT" "$kind")
       else
-        ours=$(cpu_load "$gw" "$PORT" "$kind"); peer=$(cpu_load "$haproxy_pid" "$peer_port" "$kind")
+        ours=$(cpu_load "$gw" "$PORT" "$kind"); peer=$(cpu_load "$haproxy_pid" "$peer_port" "$peer_kind")
       fi
       prps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$peer"); grps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$ours")
       pp99=$(to_ms "$(sed -n 's/.*p99=\([^ ]*\).*/\1/p' <<<"$peer")"); gp99=$(to_ms "$(sed -n 's/.*p99=\([^ ]*\).*/\1/p' <<<"$ours")")
