@@ -13,7 +13,7 @@ bench_need_peers() {
 }
 
 # bench_start_gateway WORK: starts the peers and `gateway serve --threads 1` with one
-# optional-auth route to the peers' nginx, trusting the peers' keys (tokens in the Authorization
+# optional-auth route to the peers' nginx (and /cookie/, required, forward_authorization = false), trusting the peers' keys (tokens in the Authorization
 # header, apikey or the sb-access-token cookie); sets $gw (its pid) once
 # it listens. Config and logs go to WORK.
 bench_start_gateway() {
@@ -30,6 +30,14 @@ issuer = "http://127.0.0.1:8080/auth/v1"
 audience = "authenticated"
 keys = "$PEERS_DIR/keys"
 token_sources = ["authorization", "apikey", "cookie:sb-access-token"]
+
+# The cookie row's route: the token comes in the sb-access-token cookie, and the gateway cuts
+# it (and any Authorization) from the request it forwards.
+[[route]]
+path = "/cookie/"
+upstream = "http://127.0.0.1:18090"
+auth = "required"
+forward_authorization = false
 
 [[route]]
 path = "/"

@@ -17,8 +17,9 @@
 # HS256 >= 1.0, ES256-unique >= 1.0, ES256-expired >= 3.0; p99 no worse than HAProxy's).
 # HS256-unique: 10,000 distinct HS256 tokens in turn (HAProxy's HS256 peer gets the same list).
 # ES256-cookie: the ES256 token in `Cookie: sb-access-token=...` (the gateway's token source
-# `cookie:sb-access-token`), against HAProxy verifying the same token as a bearer: the cookie
-# source is a path of its own in the gateway (it used to hand the request over). Both >= 1.0.
+# `cookie:sb-access-token`) on /cookie/, a required route with forward_authorization = false
+# (the gateway cuts the token cookie from what it forwards), against HAProxy verifying the same
+# token as a bearer: the path that used to hand the request to the full HTTP stack. Both >= 1.0.
 # ES256-expired: every request carries the same ES256 token, signed by the peers' key and
 # expired an hour ago; HAProxy verifies it, then checks exp, and answers 401; the gateway
 # answers 401 expired from its refusal cache (a signed-out user's old token sent in a loop). Each pair also gives the
@@ -66,12 +67,12 @@ bench_load() {
   local port=$1 kind=$2 dur=${3:-${PEERS_DURATION:-8s}}
   if [ "$kind" != ES256-cookie ]; then PEERS_DURATION=$dur bash "$PEERS_SH" load "$port" "$kind"; return; fi
   local lua="$PEERS_DIR/wrk-ES256-cookie.lua" out rps p99 non2xx
-  printf 'local t = io.open("%s"):read("*l")\nrequest = function() return wrk.format("GET", "/", { ["Cookie"] = "theme=dark; sb-access-token=" .. t }) end\n' "$PEERS_DIR/tokens/ES256.jwt" > "$lua"
+  printf 'local t = io.open("%s"):read("*l")\nrequest = function() return wrk.format("GET", "/cookie/", { ["Cookie"] = "theme=dark; sb-access-token=" .. t }) end\n' "$PEERS_DIR/tokens/ES256.jwt" > "$lua"
   out=$(wrk -t"${PEERS_THREADS:-1}" -c"${PEERS_CONNECTIONS:-64}" -d"$dur" --latency -s "$lua" "http://127.0.0.1:$port/" 2>&1)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out"); non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
   printf '%-6s %-13s rps=%s p99=%s non2xx=%s\n' "$port" "$kind" "${rps:-?}" "${p99:-?}" "${non2xx:-0}"
 }
-code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: sb-access-token=$(cat "$PEERS_DIR/tokens/ES256.jwt")" "http://127.0.0.1:$PORT/")
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: sb-access-token=$(cat "$PEERS_DIR/tokens/ES256.jwt")" "http://127.0.0.1:$PORT/cookie/")
 [ "$code" = 200 ] || { echo "bench-gateway: the gateway answered the cookie token $code" >&2; exit 1; }
 
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 } else print v }'; }
