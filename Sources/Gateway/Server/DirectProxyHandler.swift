@@ -33,6 +33,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// Client bytes not used yet (a partial head, or pipelined requests).
     private var inbound: ByteBuffer?
     private var exchange: Exchange?
+    /// A local API request in progress: its body being read, or the runtime answering it.
+    private var local: LocalExchange?
     private var pendingRead = false
     private var handedOver = false
     private var closing = false
@@ -44,7 +46,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private static let inboundLimit = (1 << 16) + 8
     private var clientNeedsFlush = false
     private var remoteIP = ""
-    private var fields: [HTTPScan.Field] = []
+    /// Decides each request from its head's bytes; made once the client's address is known.
+    private var admission: Admission
+    private var responseReader = ResponseHeadReader()
     /// The channel's, kept (reading it through the channel costs a lock and a retain).
     private var allocator = ByteBufferAllocator()
     /// Tracked from writability events, so the upstream's reads need not ask the channel.
@@ -63,7 +67,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// The last upstream request and response head written: their storage is used again
     /// for the next ones once nothing else holds it (written out, exchange over), which
     /// saves two allocations per request.
-    private var requestScratch: ByteBuffer?
     private var responseScratch: ByteBuffer?
 
     /// A cleared buffer of at least `capacity` bytes: the scratch's storage when only the
@@ -101,15 +104,23 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         self.pool = pool
         self.httpPool = httpPool
         idleTimeout = UInt64(server.state.config.server.clientIdleTimeout * 1e9)
-        fields.reserveCapacity(32)
+        admission = Admission(localAPI: server.localAPI, remoteIP: "")
     }
 
-    /// How an upstream response body ends.
-    enum Framing {
-        case none
-        case length(Int)
-        case chunked(ChunkedScanner)
-        case untilClose
+    /// A local API request: its body is read whole (bounded), then handed to the API.
+    final class LocalExchange {
+        let call: Admission.LocalCall
+        let started = DispatchTime.now().uptimeNanoseconds
+        var body: [UInt8] = []
+        var remaining: Int
+        var lastActivity: UInt64
+        var dispatched = false
+        init(_ call: Admission.LocalCall) {
+            self.call = call
+            remaining = call.bodyLength
+            lastActivity = started
+            body.reserveCapacity(call.bodyLength)
+        }
     }
 
     /// One request on the direct path.
@@ -146,7 +157,14 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var clientClose = false
         var lastActivity: UInt64 = 0
         /// `[cors]` was on when the request was read (a reload meanwhile does not change its answer).
-        var corsOn = false
+        let corsOn: Bool
+        /// The CORS headers its answers get.
+        let cors: [(String, String)]?
+        /// The query as forwarded, when token parameters were cut from it.
+        let forwardedQuery: Substring??
+        /// The runtime is looking up the token's session; nothing goes upstream meanwhile.
+        var awaitingSession = false
+        static let sessionBackstopNanos: UInt64 = UInt64((ProxyServerHandler.localTimeout + 1) * 1e9)
 
         lazy var method: String = head.getString(at: head.readerIndex + methodRange.lowerBound, length: methodRange.count) ?? ""
         lazy var target: String = head.getString(at: head.readerIndex + targetRange.lowerBound, length: targetRange.count) ?? ""
@@ -179,6 +197,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         /// nothing from the upstream for the idle timeout.
         var deadline: UInt64 {
             if framing != nil { return lastActivity &+ route.idleNanos }
+            // The runtime answers within its own deadline; this is only a backstop.
+            if awaitingSession { return started &+ Self.sessionBackstopNanos }
             // Connecting: the connect timeout answers first; this is only a backstop.
             if channel == nil { return started &+ route.connectNanos &+ 1_000_000_000 }
             // The client is still sending the body: it may pause for the idle timeout.
@@ -194,29 +214,31 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         var bytesIn = 0
         var bodyActivity: UInt64 = 0
         /// The client waits for `100 Continue` before it sends the body.
-        var expectContinue = false
+        let expectContinue: Bool
         /// When the whole request had been written to the upstream.
         var requestSent: UInt64 = 0
 
-        init(route: RouteEntry, head: ByteBuffer, methodRange: Range<Int>, targetRange: Range<Int>,
-             requestIDLength: Int, isHead: Bool, idempotent: Bool, keepAlive: Bool, identity: Identity?, request: ByteBuffer,
-             headerStart: Int, upstreams: [Upstream], bodyLength: Int) {
-            self.bodyLength = bodyLength
-            self.bodyRemaining = bodyLength
-            self.bodyActivity = started
-            self.route = route
-            self.head = head
-            self.methodRange = methodRange
-            self.targetRange = targetRange
-            self.requestIDLength = requestIDLength
-            self.isHead = isHead
-            self.idempotent = idempotent
-            self.keepAlive = keepAlive
-            self.identity = identity
-            self.request = request
-            self.headerStart = headerStart
-            self.upstreams = upstreams
-            self.upstream = upstreams[0]
+        init(_ admitted: Admitted) {
+            bodyLength = admitted.bodyLength
+            bodyRemaining = admitted.bodyLength
+            bodyActivity = started
+            route = admitted.route
+            head = admitted.head
+            methodRange = admitted.methodRange
+            targetRange = admitted.targetRange
+            requestIDLength = admitted.requestIDLength
+            isHead = admitted.isHead
+            idempotent = admitted.idempotent
+            keepAlive = admitted.keepAlive
+            identity = admitted.identity
+            request = admitted.request
+            headerStart = admitted.headerStart
+            upstreams = admitted.upstreams
+            upstream = admitted.upstreams[0]
+            expectContinue = admitted.expectContinue
+            corsOn = admitted.corsOn
+            forwardedQuery = admitted.forwardedQuery
+            cors = admitted.cors
         }
     }
 
@@ -225,8 +247,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         remoteIP = context.channel.remoteAddress?.ipAddress ?? ""
-        forwarding = Self.forwardedForName + Array("\(remoteIP)\r\nx-forwarded-proto: http\r\nx-real-ip: \(remoteIP)\r\nx-forwarded-host: ".utf8)
         allocator = context.channel.allocator
+        admission = Admission(localAPI: server.localAPI, remoteIP: remoteIP, allocator: allocator)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -273,7 +295,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         if event is DrainEvent {
             // Idle between requests: close once what was written went out (the end of a slow
             // client's download may still be queued).
-            if exchange == nil, !closing { closeAfterWrites() }
+            if exchange == nil, local == nil, !closing { closeAfterWrites() }
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
@@ -286,7 +308,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 finish(exchange, status: 499, reusable: false, note: "client closed with \(exchange.bodyRemaining) body bytes to go")
                 return context.close(promise: nil)
             }
-            if exchange == nil { nextRequest() }
+            if let local, !local.dispatched {
+                // Its body can never be whole: nobody to answer.
+                self.local = nil
+                return context.close(promise: nil)
+            }
+            if exchange == nil, local == nil { nextRequest() }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -311,7 +338,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     private func resumeClientReads() {
-        if inputClosed, exchange == nil, !closing, !handedOver { return closeAfterWrites() }
+        if inputClosed, exchange == nil, local == nil, !closing, !handedOver { return closeAfterWrites() }
         guard pendingRead, !handedOver, mayReadClient else { return }
         pendingRead = false
         context?.read()
@@ -352,7 +379,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         clientWritable = context.channel.isWritable
         if clientWritable {
-            if let exchange { exchange.handler?.resumeReading() } else { nextRequest() }
+            if let exchange { exchange.handler?.resumeReading() } else if local == nil { nextRequest() }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -370,6 +397,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
         if let exchange {
             pumpBody(exchange)
+        } else if let local {
+            pumpLocalBody(local)
         } else {
             nextRequest()
         }
@@ -381,35 +410,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         if upstreamNeedsFlush {
             upstreamNeedsFlush = false
             exchange?.handler?.flush()
-        }
-    }
-
-    private enum Decision {
-        case wait
-        case handOver
-        case forward(Exchange, consumed: Int)
-        /// Answered here: a refused token or no route (a body, if any, is never read: the
-        /// connection closes after the answer).
-        case reject(Rejection, consumed: Int)
-    }
-
-    final class Rejection {
-        let response: ErrorResponse
-        let verification: String?
-        let route: String
-        let method: String
-        let target: String
-        let requestID: String
-        let keepAlive: Bool
-
-        init(response: ErrorResponse, verification: String?, route: String, method: String, target: String, requestID: String, keepAlive: Bool) {
-            self.response = response
-            self.verification = verification
-            self.route = route
-            self.method = method
-            self.target = target
-            self.requestID = requestID
-            self.keepAlive = keepAlive
         }
     }
 
@@ -452,15 +452,14 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     private func takeRequests() {
-        while exchange == nil, !handedOver, !closing, let buffered = inbound, buffered.readableBytes > 0 {
+        while exchange == nil, local == nil, !handedOver, !closing, let buffered = inbound, buffered.readableBytes > 0 {
             // Answers made here wait while the client is not reading them: a client that
             // pipelines requests and never reads cannot make the gateway hold their answers.
             // Reads stop too once `inbound` is full; writability coming back resumes.
             guard clientWritable else { return flushClient() }
             let state = currentState()
-            let decision = buffered.withUnsafeReadableBytes { examine($0, buffer: buffered, state: state) }
-            switch decision {
-            case .wait:
+            switch admission.decide(buffered, state: state) {
+            case .incomplete:
                 let limit = state.config.server.maxHeaderBytes
                 if buffered.readableBytes > limit + 4 {
                     // No end of head within the limit: 431, and the connection ends (what
@@ -469,336 +468,109 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     return answerAndClose(.headersTooLarge("request head is over \(limit) bytes, the limit"))
                 }
                 return resumeClientReads()
-            case .handOver:
+            case .fullReader:
                 return handOver()
-            case .reject(let rejection, let consumed):
-                inbound!.moveReaderIndex(forwardBy: consumed)
+            case .answer(let refusal):
+                inbound!.moveReaderIndex(forwardBy: refusal.consumed)
                 if inbound!.readableBytes == 0 { inbound = nil }
-                if let reason = rejection.verification { server.metrics.verification(reason) }
-                server.answeredHere(rejection.response, requestID: rejection.requestID, route: rejection.route, method: rejection.method, uri: rejection.target)
+                if let reason = refusal.verification { server.metrics.verification(reason) }
+                server.answeredHere(refusal.response, requestID: refusal.requestID, route: refusal.route, method: refusal.method, uri: refusal.target)
                 becameIdle()
-                let keepAlive = rejection.keepAlive && !server.isDraining
-                context?.write(wrapOutboundOut(rejection.response.bytes(requestID: rejection.requestID, keepAlive: keepAlive, toHEAD: rejection.method == "HEAD",
-                                                                       varyOrigin: state.config.cors != nil,
-                                                                       allocator: allocator)), promise: nil)
+                let keepAlive = refusal.keepAlive && !server.isDraining
+                context?.write(wrapOutboundOut(refusal.response.bytes(requestID: refusal.requestID, keepAlive: keepAlive, toHEAD: refusal.method == "HEAD",
+                                                                     varyOrigin: state.config.cors != nil, cors: refusal.cors,
+                                                                     allocator: allocator)), promise: nil)
                 clientNeedsFlush = true
                 if !keepAlive { return closeAfterWrites() }
-            case .forward(let exchange, let consumed):
-                inbound!.moveReaderIndex(forwardBy: consumed)
+            case .builtIn(let call):
+                inbound!.moveReaderIndex(forwardBy: call.consumed)
                 if inbound!.readableBytes == 0 { inbound = nil }
-                self.exchange = exchange
-                if exchange.identity != nil {
-                    if validCounter == nil { validCounter = server.metrics.verificationCounter("valid") }
-                    validCounter!.increment()
-                }
-                if exchange.expectContinue {
-                    // Admitted (route, token, policy): the client may send the body now.
+                becameIdle()
+                let keepAlive = call.keepAlive && !server.isDraining
+                // `*` (OPTIONS): the methods the gateway passes on.
+                let star = "\(call.path)" == "*"
+                let answer = star ? GatewayServer.BuiltIn(status: .ok, contentType: "text/plain", body: [])
+                    : server.builtIn(path: "\(call.path)", state: state) ?? GatewayServer.BuiltIn(status: .notFound, contentType: "text/plain", body: [])
+                let extra = (star ? [("allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")] : []) + (call.cors ?? [])
+                context?.write(wrapOutboundOut(answer.bytes(requestID: call.requestID, keepAlive: keepAlive, toHEAD: call.isHead,
+                                                            varyOrigin: state.config.cors != nil, cors: extra, allocator: allocator)), promise: nil)
+                clientNeedsFlush = true
+                if !keepAlive { return closeAfterWrites() }
+            case .local(let call):
+                inbound!.moveReaderIndex(forwardBy: call.consumed)
+                if inbound!.readableBytes == 0 { inbound = nil }
+                let local = LocalExchange(call)
+                self.local = local
+                if call.expectContinue, call.bodyLength > 0 {
                     context?.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                 }
-                pumpBody(exchange)
-                connect(exchange)
-                return
+                armTimer(due: local.lastActivity &+ idleTimeout)
+                return pumpLocalBody(local)
+            case .preflight(let preflight):
+                inbound!.moveReaderIndex(forwardBy: preflight.consumed)
+                if inbound!.readableBytes == 0 { inbound = nil }
+                becameIdle()
+                let keepAlive = preflight.keepAlive && !server.isDraining
+                server.requestFinished(route: "-", status: 204, method: preflight.method, uri: preflight.target, requestID: preflight.requestID,
+                                       started: idleSince, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: "CORS preflight")
+                context?.write(wrapOutboundOut(preflight.bytes(allocator: allocator, keepAlive: keepAlive)), promise: nil)
+                clientNeedsFlush = true
+                if !keepAlive { return closeAfterWrites() }
+            case .forward(let admitted):
+                return begin(Exchange(admitted), consumed: admitted.head.readableBytes, sessionID: nil)
+            case .awaitSession(let admitted, let sessionID):
+                return begin(Exchange(admitted), consumed: admitted.head.readableBytes, sessionID: sessionID)
             }
         }
         resumeClientReads()
     }
 
-    /// Reads one request head from the client's bytes (`p`, the readable bytes of `buffer`)
-    /// and decides what happens to it.
-    private func examine(_ p: UnsafeRawBufferPointer, buffer: ByteBuffer, state: GatewayState) -> Decision {
-        guard let end = HTTPScan.headEnd(p) else { return .wait }
-        if server.isDraining || end > state.config.server.maxHeaderBytes { return .handOver }
-
-        // Request line: method SP origin-form SP HTTP/1.1 CRLF. A method here is upper-case
-        // letters and '-' (every method NIOHTTP1 knows is): any other token (get, patch) goes to
-        // the full path, which refuses what its parser does not know, so a route's `methods`
-        // are never passed by a spelling an upstream might read as the same method.
-        var i = 0
-        while i < end, (p[i] >= 0x41 && p[i] <= 0x5A) || p[i] == UInt8(ascii: "-") { i += 1 }
-        guard i > 0, i < end, p[i] == HTTPScan.sp else { return .handOver }
-        let methodRange = 0..<i
-        i += 1
-        let targetStart = i
-        if methodRange.count == 7, HTTPScan.equals(p, methodRange, "CONNECT") {
-            // Whatever the target's form: answered here, with its reason (NIOHTTP1 would take
-            // what follows as a tunnel and give the answer no body), and the connection ends.
-            while i < end, p[i] > 0x20 { i += 1 }
-            return .reject(Rejection(response: .connectNotSupported, verification: nil, route: "-", method: "CONNECT",
-                                     target: HTTPScan.string(p, targetStart..<i), requestID: RequestIDs.next(), keepAlive: false), consumed: end)
+    /// An admitted request becomes the exchange in flight: its body (if any) starts to move,
+    /// and the upstream is connected, after the runtime found its session when the route needs one.
+    private func begin(_ exchange: Exchange, consumed: Int, sessionID: String?) {
+        inbound!.moveReaderIndex(forwardBy: consumed)
+        if inbound!.readableBytes == 0 { inbound = nil }
+        self.exchange = exchange
+        if exchange.identity != nil {
+            if validCounter == nil { validCounter = server.metrics.verificationCounter("valid") }
+            validCounter!.increment()
         }
-        guard i < end, p[i] == UInt8(ascii: "/") else { return .handOver }
-        // A fragment ('#') stops the target here: the full path answers it.
-        while i < end, p[i] > 0x20, p[i] != 0x7F, p[i] != UInt8(ascii: "#") { i += 1 }
-        let targetRange = targetStart..<i
-        guard i + 10 <= end, p[i] == HTTPScan.sp else { return .handOver }
-        guard HTTPScan.equals(p, i + 1, "HTTP/1.1"), p[i + 9] == HTTPScan.cr, p[i + 10] == HTTPScan.lf else { return .handOver }
-        let linesStart = i + 11
-
-        fields.removeAll(keepingCapacity: true)
-        guard HTTPScan.fields(p, from: linesStart, to: end, into: &fields) else { return .handOver }
-
-        // What the request says about itself; every header the gateway owns or drops is
-        // noted, the rest is copied as it came.
-        var host: Range<Int>? = nil, authorization: Range<Int>? = nil, apikey: Range<Int>? = nil
-        var cookie: Range<Int>? = nil, requestIDField: Range<Int>? = nil, forwardedFor: Range<Int>? = nil
-        var keepAlive = true
-        var contentLength: Int? = nil
-        var expectContinue = false
-        var dropped = HTTPScan.FieldMask()  // not copied to the upstream
-        var overrides: [Int] = []  // method-override headers, dropped unless the route allows them
-        for (index, field) in fields.enumerated() {
-            let name = field.name
-            switch name.count {
-            case 4 where HTTPScan.equalsLowercase(p, name, "host"):
-                guard host == nil else { return .handOver }
-                host = field.value
-            case 13 where HTTPScan.equalsLowercase(p, name, "authorization"):
-                guard authorization == nil else { return .handOver }
-                authorization = field.value
-            case 6 where HTTPScan.equalsLowercase(p, name, "apikey"):
-                guard apikey == nil else { return .handOver }
-                apikey = field.value
-            case 6 where HTTPScan.equalsLowercase(p, name, "cookie"):
-                guard cookie == nil else { return .handOver }
-                cookie = field.value
-            case 6 where HTTPScan.equalsLowercase(p, name, "origin"):
-                // A browser's request under a [cors] policy: the full path adds the CORS headers.
-                if state.config.cors != nil { return .handOver }
-            case 6 where HTTPScan.equalsLowercase(p, name, "expect"):
-                // 100-continue is answered here once the request is admitted; other
-                // expectations go to the full path.
-                guard !expectContinue, HTTPScan.equalsLowercase(p, field.value, "100-continue") else { return .handOver }
-                expectContinue = true
-                dropped.insert(index)
-            case 7 where HTTPScan.equalsLowercase(p, name, "upgrade"):
-                return .handOver
-            case 14 where HTTPScan.equalsLowercase(p, name, "content-length"):
-                guard contentLength == nil, let length = HTTPScan.decimal(p, field.value) else { return .handOver }
-                contentLength = length
-            case 17 where HTTPScan.equalsLowercase(p, name, "transfer-encoding"):
-                return .handOver
-            case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
-                var other = false
-                HTTPScan.listElements(p, field.value) { token in
-                    if HTTPScan.equalsLowercase(p, token, "close") {
-                        keepAlive = false
-                    } else if !HTTPScan.equalsLowercase(p, token, "keep-alive") {
-                        other = true
+        if let sessionID, let identity = exchange.identity {
+            exchange.awaitingSession = true
+            armTimer(due: exchange.deadline)
+            // Body bytes wait in the exchange meanwhile (reads are held: no upstream yet).
+            pumpBody(exchange)
+            let lookup = server.sessions
+            context?.eventLoop.makeFutureWithTask { try await lookup.status(of: sessionID, for: identity) }.assumeIsolated().whenComplete { result in
+                guard self.exchange === exchange else { return }
+                exchange.awaitingSession = false
+                switch result {
+                case .failure(let error as RuntimeTimeout):
+                    self.fail(exchange, .runtimeUnavailable("\(error)"))
+                case .failure(let error):
+                    // The store's own error is for the log, not the client.
+                    self.fail(exchange, .runtimeUnavailable("the session store failed"), note: "the session store failed: \(String(reflecting: error))")
+                case .success(let status):
+                    if let (reason, message) = status.check(identity, now: Timestamp.now()) {
+                        self.server.metrics.verification(reason.rawValue)
+                        self.fail(exchange, .auth(AuthFailure(reason, message)))
+                    } else {
+                        self.proceed(exchange)
                     }
                 }
-                if other { return .handOver }  // a header named as hop-by-hop: the full path removes it
-                dropped.insert(index)
-            case 12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
-                // The first one, as the full path reads it.
-                if requestIDField == nil { requestIDField = field.value }
-                dropped.insert(index)
-            case 15 where HTTPScan.equalsLowercase(p, name, "x-forwarded-for"):
-                guard forwardedFor == nil else { return .handOver }
-                forwardedFor = field.value
-                dropped.insert(index)
-            default:
-                // The forwarding headers the gateway writes, also spelled with underscores
-                // (CGI-style backends read X_Forwarded_For as X-Forwarded-For).
-                if HTTPScan.isAny(p, name, of: HopByHop.nameBytes) || HTTPScan.isAny(p, name, of: HopByHop.writtenByGatewayBytes, underscoreAsDash: true) {
-                    dropped.insert(index)
-                } else if name.count >= 13, name.count <= 22, HTTPScan.isAny(p, name, of: HopByHop.methodOverrideBytes, underscoreAsDash: true) {
-                    overrides.append(index)
-                }
             }
-            // The identity namespace, in any case and with `_` for `-`.
-            if state.mayBeOwnedHeader(length: name.count), state.ownedHeaders.contains(HTTPScan.canonicalName(p, name)) { dropped.insert(index) }
+            return
         }
-        // A name with its trailing dot is forwarded without it: the full path rewrites Host.
-        guard let host, HTTPScan.isValidHost(p, host), HTTPScan.hostTrailingDot(p, host) == nil else { return .handOver }
-
-        // The path, read as bytes. Raw non-ASCII goes to the full path, which routes it as a
-        // string; anything that could spell a dot segment or an encoding is checked as there.
-        var pathEnd = targetRange.lowerBound
-        var suspicious = false, previousSlash = false
-        while pathEnd < targetRange.upperBound, p[pathEnd] != UInt8(ascii: "?") {
-            let b = p[pathEnd]
-            if b >= 0x80 { return .handOver }
-            if b == UInt8(ascii: "%") || b == UInt8(ascii: ".") || b == UInt8(ascii: "\\") || b == UInt8(ascii: ";") || (b == UInt8(ascii: "/") && previousSlash) { suspicious = true }
-            previousSlash = b == UInt8(ascii: "/")
-            pathEnd += 1
-        }
-        let pathRange = targetRange.lowerBound..<pathEnd
-        let queryRange: Range<Int>? = pathEnd < targetRange.upperBound ? (pathEnd + 1)..<targetRange.upperBound : nil
-        if suspicious, Router.unsafePath(HTTPScan.string(p, pathRange)) != nil { return .handOver }
-        if HTTPScan.equals(p, pathRange, "/healthz") || HTTPScan.equals(p, pathRange, "/readyz") || HTTPScan.equals(p, pathRange, "/metrics")
-            || server.localAPI.owns(UnsafeRawBufferPointer(rebasing: p[pathRange])) {
-            return .handOver
-        }
-        let givenRequestID = requestIDField.flatMap { RequestIDs.isValid(UnsafeRawBufferPointer(rebasing: p[$0])) ? $0 : nil }
-        func requestIDString() -> String { givenRequestID.map { HTTPScan.string(p, $0) } ?? RequestIDs.next() }
-        // A refused request's body is not read: the connection closes after the answer, so
-        // body bytes can never be taken for the next request.
-        let keepAliveAfterRefusal = keepAlive && (contentLength ?? 0) == 0
-
-        // Route.
-        guard let entry = state.route(p, method: methodRange, host: HTTPScan.hostNameRange(p, host), path: pathRange) else {
-            return .reject(Rejection(response: .noRoute, verification: nil, route: "-", method: HTTPScan.string(p, methodRange),
-                                     target: HTTPScan.string(p, targetRange), requestID: requestIDString(), keepAlive: keepAliveAfterRefusal),
-                           consumed: end)
-        }
-        if entry.sessionRequired { return .handOver }
-        if !overrides.isEmpty {
-            // Which of them the route takes is the full path's decision (it reads names).
-            if !entry.config.methodOverrides.isEmpty { return .handOver }
-            for index in overrides { dropped.insert(index) }
-        }
-        let bodyLimit = state.config.server.maxBodyBytes
-        if bodyLimit > 0, (contentLength ?? 0) > bodyLimit { return .handOver }  // 413, said by the full path
-
-        // Token and policy.
-        var identity: Identity? = nil
-        if entry.auth != .public {
-            let token = findToken(p, sources: state.config.auth.tokenSources, authorization: authorization, apikey: apikey, cookie: cookie, query: queryRange)
-            let outcome: Authenticator.Outcome
-            switch token {
-            case .unsupported: return .handOver
-            case .none where entry.auth == .optional: outcome = .pass(nil)
-            case .none: outcome = state.authenticator.authenticate(route: entry.config, token: nil)
-            case .found(let range): outcome = state.authenticator.authenticate(route: entry.config, token: UnsafeRawBufferPointer(rebasing: p[range]))
-            }
-            switch outcome {
-            case .pass(let who):
-                identity = who
-            case .refuse(let failure):
-                return .reject(Rejection(response: .auth(failure), verification: failure.reason.rawValue, route: entry.name,
-                                         method: HTTPScan.string(p, methodRange), target: HTTPScan.string(p, targetRange),
-                                         requestID: requestIDString(), keepAlive: keepAliveAfterRefusal), consumed: end)
-            }
-        }
-        if !entry.forwardAuthorization {
-            for source in state.config.auth.tokenSources {
-                switch source {
-                case .cookie: if cookie != nil { return .handOver }
-                case .query: if queryRange != nil { return .handOver }
-                case .authorization, .apikey: break
-                }
-            }
-            for (index, field) in fields.enumerated()
-            where HTTPScan.equalsLowercase(p, field.name, "authorization") || HTTPScan.equalsLowercase(p, field.name, "apikey") {
-                dropped.insert(index)
-            }
-        }
-
-        // The upstream request: the request line (as it came when the target is unchanged),
-        // the client's header lines not dropped (copied in runs), then the gateway's own.
-        let upstreams = state.upstreams(for: entry)
-        var block = takeScratch(&requestScratch, capacity: end + 320 + (identity == nil ? 0 : 512))
-        if !entry.targetUnchanged {
-            let query = queryRange.map { Substring(HTTPScan.string(p, $0)) }
-            let uri = Router.upstreamURI(route: entry.config, upstream: upstreams[0], path: HTTPScan.string(p, pathRange), query: query)
-            Self.writeRequestLine(&block, method: HTTPScan.string(p, methodRange), uri: uri)
-        }
-        let headerStart = entry.targetUnchanged ? linesStart : block.writerIndex
-        // The request line when unchanged, and the client's header lines not dropped, in runs.
-        block.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
-            var out = ByteWriter(room)
-            out.putRuns(p, fields: fields, dropped: dropped, first: entry.targetUnchanged ? 0..<linesStart : nil)
-            return out.count
-        }
-        func add(_ name: String, _ value: String) {
-            block.writeString(name)
-            block.writeStaticString(": ")
-            block.writeString(value)
-            block.writeStaticString("\r\n")
-        }
-        if let identity {
-            let identityConfig = state.config.identity
-            if let user = identity.userID, !identityConfig.userID.isEmpty { add(identityConfig.userID, user) }
-            if let role = identity.role, !identityConfig.role.isEmpty { add(identityConfig.role, role) }
-            if let session = identity.sessionID, !identityConfig.sessionID.isEmpty { add(identityConfig.sessionID, session) }
-            if !identityConfig.tenantID.isEmpty { add(identityConfig.tenantID, identity.tenantID) }
-            if !identityConfig.claims.isEmpty { add(identityConfig.claims, identity.token.payloadSegment) }
-        }
-        // The forwarding headers (made once per connection: x-forwarded-for, -proto, x-real-ip,
-        // the start of x-forwarded-host), the host, the request id.
-        let requestNumber: UInt64 = givenRequestID == nil ? RequestIDs.nextNumber() : 0
-        var requestIDLength = 0
-        let forwardedForLength: Int = forwardedFor?.count ?? 0
-        let requestIDRoom: Int = givenRequestID?.count ?? RequestIDs.maximumLength
-        let room: Int = forwarding.count + forwardedForLength + host.count + requestIDRoom + 24
-        block.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { room in
-            var out = ByteWriter(room)
-            forwarding.withUnsafeBytes { forwarding in
-                if let forwardedFor {
-                    let name = Self.forwardedForName.count
-                    out.put(UnsafeRawBufferPointer(rebasing: forwarding[..<name]))
-                    out.put(p, forwardedFor)
-                    out.put(", ")
-                    out.put(UnsafeRawBufferPointer(rebasing: forwarding[name...]))
-                } else {
-                    out.put(forwarding)
-                }
-            }
-            out.put(p, host)
-            out.put("\r\nx-request-id: ")
-            let idStart = out.count
-            if let given = givenRequestID { out.put(p, given) } else { RequestIDs.put(requestNumber, into: &out) }
-            requestIDLength = out.count - idStart
-            out.put("\r\n\r\n")
-            return out.count
-        }
-        if block.capacity <= Self.scratchLimit { requestScratch = block }
-
-        let isHead = HTTPScan.equals(p, methodRange, "HEAD")
-        let idempotent = isHead || HTTPScan.equals(p, methodRange, "GET") || HTTPScan.equals(p, methodRange, "PUT")
-            || HTTPScan.equals(p, methodRange, "DELETE") || HTTPScan.equals(p, methodRange, "OPTIONS") || HTTPScan.equals(p, methodRange, "TRACE")
-        let exchange = Exchange(route: entry, head: buffer.getSlice(at: buffer.readerIndex, length: end)!, methodRange: methodRange,
-                                targetRange: targetRange,
-                                requestIDLength: requestIDLength, isHead: isHead,
-                                idempotent: idempotent, keepAlive: keepAlive, identity: identity, request: block, headerStart: headerStart,
-                                upstreams: upstreams, bodyLength: contentLength ?? 0)
-        exchange.expectContinue = expectContinue && (contentLength ?? 0) > 0
-        exchange.corsOn = state.config.cors != nil
-        return .forward(exchange, consumed: end)
+        proceed(exchange)
     }
 
-    private static let forwardedForName = Array("x-forwarded-for: ".utf8)
-
-    /// `x-forwarded-for: IP\r\nx-forwarded-proto: http\r\nx-real-ip: IP\r\nx-forwarded-host: `
-    /// for this connection's client.
-    private var forwarding: [UInt8] = []
-
-    private enum FoundToken {
-        case none
-        case found(Range<Int>)
-        /// Where the token is would need decoding (percent-encoded query): the full path does it.
-        case unsupported
-    }
-
-    /// The first token in the configured sources, as a range of the request bytes.
-    /// The first token in the configured sources. Every source is looked at: a token cookie
-    /// given twice or a query token anywhere sends the request to the full path, which refuses
-    /// duplicates (as it does whatever source came first) or decodes and verifies the query.
-    private func findToken(_ p: UnsafeRawBufferPointer, sources: [TokenSource], authorization: Range<Int>?, apikey: Range<Int>?,
-                           cookie: Range<Int>?, query: Range<Int>?) -> FoundToken {
-        var found: Range<Int>? = nil
-        for source in sources {
-            switch source {
-            case .authorization:
-                if found == nil, let value = authorization, let token = HTTPScan.bearerToken(p, value) { found = token }
-            case .apikey:
-                if found == nil, let value = apikey, !value.isEmpty { found = value }
-            case .cookie(let name):
-                if let value = cookie, let token = HTTPScan.cookie(p, value, named: name) {
-                    if HTTPScan.cookie(p, token.upperBound..<value.upperBound, named: name) != nil { return .unsupported }
-                    if found == nil { found = token }
-                }
-            case .query(let name):
-                guard let query else { continue }
-                // A token here, or a name that is percent-encoded (it may decode to the token's
-                // name): the full path decodes and verifies it.
-                for pair in HTTPScan.string(p, query).split(separator: "&")
-                where (pair.hasPrefix(name + "=") && pair.count > name.count + 1) || pair.prefix(while: { $0 != "=" }).contains("%") {
-                    return .unsupported
-                }
-            }
+    /// Admitted, session included: the client may send its body, and the upstream is connected.
+    private func proceed(_ exchange: Exchange) {
+        if exchange.expectContinue {
+            context?.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
-        return found.map { .found($0) } ?? .none
+        pumpBody(exchange)
+        connect(exchange)
     }
 
     /// Gives the connection to the full HTTP stack, with the bytes not used yet.
@@ -836,6 +608,60 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         sync.removeHandler(context: context, promise: nil)
     }
 
+    // MARK: Local API
+
+    /// Moves the local request's body from `inbound`; dispatches it once whole.
+    private func pumpLocalBody(_ local: LocalExchange) {
+        if local.remaining > 0, var buffered = inbound, buffered.readableBytes > 0 {
+            let take = min(local.remaining, buffered.readableBytes)
+            buffered.readWithUnsafeReadableBytes { p in
+                local.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[..<take]))
+                return take
+            }
+            inbound = buffered.readableBytes > 0 ? buffered : nil
+            local.remaining -= take
+            local.lastActivity = DispatchTime.now().uptimeNanoseconds
+        }
+        if local.remaining == 0, !local.dispatched { dispatch(local) } else { resumeClientReads() }
+    }
+
+    /// Hands a complete local request to the API and writes its answer when it comes.
+    private func dispatch(_ local: LocalExchange) {
+        local.dispatched = true
+        let call = local.call
+        let api = server.localAPI
+        let request = LocalRequest(method: HTTPMethod(rawValue: call.method), path: call.path, query: LocalRequest.parseQuery(call.query),
+                                   headers: HTTPHeaders(call.headers), body: local.body, remoteIP: remoteIP, requestID: call.requestID)
+        let state = currentState()
+        context?.eventLoop.makeFutureWithTask { try await withDeadline(seconds: ProxyServerHandler.localTimeout) { await api.handle(request, state: state) } }
+            .assumeIsolated().whenComplete { result in
+                guard self.local === local else { return }
+                self.local = nil
+                var response: LocalResponse
+                switch result {
+                case .success(let answer): response = answer
+                case .failure(let error):
+                    // The store hung (a database gone): 503, not a hang.
+                    response = api.unavailable(request, error is RuntimeTimeout ? "\(error)" : "the runtime failed")
+                    response.note = "\(String(reflecting: error))"
+                }
+                let keepAlive = call.keepAlive && !self.server.isDraining
+                self.server.requestFinished(route: "local", status: Int(response.status.code), method: call.method, uri: call.target,
+                                            requestID: call.requestID, started: local.started, upstream: nil, identity: nil,
+                                            bytesIn: local.body.count, bytesOut: response.body.count, note: response.note)
+                self.becameIdle()
+                self.context?.write(self.wrapOutboundOut(response.bytes(requestID: call.requestID, keepAlive: keepAlive, toHEAD: call.isHead,
+                                                                        cors: state.config.cors == nil ? nil : call.cors ?? [], allocator: self.allocator)), promise: nil)
+                self.clientNeedsFlush = true
+                if keepAlive {
+                    self.flushClient()
+                    self.nextRequest()
+                } else {
+                    self.closeAfterWrites()
+                }
+            }
+    }
+
     // MARK: Upstream
 
     private func connect(_ exchange: Exchange) {
@@ -860,10 +686,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                     exchange.attempt = 1
                     exchange.upstream = exchange.upstreams[1]
                     // The request line depends on the upstream (its base path); the headers do not.
-                    let uri = Router.upstreamURI(route: exchange.route.config, upstream: exchange.upstream, path: exchange.path, query: exchange.query)
+                    let uri = Router.upstreamURI(route: exchange.route.config, upstream: exchange.upstream, path: exchange.path, query: exchange.forwardedQuery ?? exchange.query)
                     var request = ByteBuffer()
                     request.reserveCapacity(exchange.request.readableBytes + uri.utf8.count)
-                    Self.writeRequestLine(&request, method: exchange.method, uri: uri)
+                    Admission.writeRequestLine(&request, method: exchange.method, uri: uri)
                     request.writeImmutableBuffer(exchange.request.getSlice(at: exchange.headerStart, length: exchange.request.writerIndex - exchange.headerStart)!)
                     exchange.request = request
                     return self.connect(exchange)
@@ -913,6 +739,15 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     }
 
     private func timerFired() {
+        if let local {
+            // Reading its body: the client may pause for the idle timeout between bytes. Once
+            // dispatched, the API's own deadline answers.
+            guard !local.dispatched else { return }
+            let due = local.lastActivity &+ idleTimeout
+            if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
+            self.local = nil
+            return closeAfterWrites()
+        }
         guard let exchange else {
             guard !closing, !handedOver else { return }
             let due = idleSince &+ idleTimeout
@@ -937,13 +772,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         } else {
             abort(exchange, note: "upstream idle for \(Duration.describe(exchange.route.config.idleTimeout))")
         }
-    }
-
-    static func writeRequestLine(_ buffer: inout ByteBuffer, method: String, uri: String) {
-        buffer.writeString(method)
-        buffer.writeStaticString(" ")
-        buffer.writeString(uri)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
     }
 
     var upstreamMayRead: Bool { clientWritable }
@@ -973,146 +801,31 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func readResponseHead(_ exchange: Exchange) -> ByteBuffer? {
         let corsOn = exchange.corsOn
         while var buffered = exchange.responseHead {
-            enum Head { case incomplete, informational(Int), malformed(String), ready(Int) }
-            var contentLength: Int? = nil, chunked = false, upstreamClose = false, status = 0, http10 = false
-            var out = ByteBuffer()
-            let head: Head = buffered.withUnsafeReadableBytes { p in
-                // The limit holds whether the head arrived in one read or in several.
-                guard let end = HTTPScan.headEnd(p) else { return p.count > Self.responseHeadLimit ? .malformed("response head over 64 KiB") : .incomplete }
-                guard end <= Self.responseHeadLimit else { return .malformed("response head over 64 KiB") }
-                // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF.
-                guard end >= 14, HTTPScan.equals(p, 0, "HTTP/1."), p[7] == 0x30 || p[7] == 0x31,
-                      p[8] == HTTPScan.sp, let code = HTTPScan.decimal(p, 9..<12), (100...999).contains(code) else {
-                    return .malformed("malformed status line")
-                }
-                http10 = p[7] == 0x30
-                status = code
-                // The code is three digits followed by SP (or the line's end); the reason phrase
-                // is passed on, so it may not hold control characters.
-                guard p[12] == HTTPScan.sp || p[12] == HTTPScan.cr else { return .malformed("malformed status line") }
-                var lineEnd = 12
-                while lineEnd < end, p[lineEnd] != HTTPScan.lf { lineEnd += 1 }
-                guard lineEnd < end, p[lineEnd - 1] == HTTPScan.cr else { return .malformed("malformed status line") }
-                // A CR right after the code ends the line there (no reason phrase).
-                guard p[12] != HTTPScan.cr || lineEnd == 13 else { return .malformed("malformed status line") }
-                for k in 13..<max(13, lineEnd - 1) where HTTPScan.isControl(p[k]) {
-                    return .malformed("control character in the status line")
-                }
-                if code < 200 { return code == 101 ? .malformed("upstream switched protocols unasked") : .informational(end) }
-                fields.removeAll(keepingCapacity: true)
-                guard HTTPScan.fields(p, from: lineEnd + 1, to: end, into: &fields) else { return .malformed("malformed response header") }
-                var listed: [String] = []
-                var sawCoding = false
-                var lastCoding: Range<Int>? = nil
-                var otherCodingName: Range<Int>? = nil
-                var chunkedCount = 0
-                var dropped = HTTPScan.FieldMask()
-                for (index, field) in fields.enumerated() {
-                    let name = field.name
-                    switch name.count {
-                    case 14 where HTTPScan.equalsLowercase(p, name, "content-length"):
-                        guard let value = HTTPScan.decimal(p, field.value), contentLength == nil || contentLength == value else {
-                            return .malformed("invalid or conflicting Content-Length")
-                        }
-                        contentLength = value
-                    case 17 where HTTPScan.equalsLowercase(p, name, "transfer-encoding"):
-                        // Several fields make one list: its last coding decides the framing.
-                        sawCoding = true
-                        HTTPScan.listElements(p, field.value) { coding in
-                            lastCoding = coding
-                            if HTTPScan.equalsLowercase(p, coding, "chunked") { chunkedCount += 1 } else { otherCodingName = otherCodingName ?? coding }
-                        }
-                    case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
-                        HTTPScan.listElements(p, field.value) { token in
-                            if HTTPScan.equalsLowercase(p, token, "close") {
-                                upstreamClose = true
-                            } else if !HTTPScan.equalsLowercase(p, token, "keep-alive") {
-                                // Never the framing (an upstream may not make it vanish).
-                                let name = HTTPScan.canonicalName(p, token)
-                                if !HopByHop.notNominable.contains(name) { listed.append(name) }
-                            }
-                        }
-                        dropped.insert(index)
-                    case 12 where HTTPScan.equalsLowercase(p, name, "x-request-id"):
-                        dropped.insert(index)
-                    default:
-                        if HTTPScan.isAny(p, name, of: HopByHop.responseNameBytes) { dropped.insert(index) }
-                        // Under a [cors] policy the gateway is the CORS authority: an upstream's
-                        // own Access-Control-* headers go (a cache could hand them to a browser).
-                        if corsOn, name.count > 15, HTTPScan.equalsLowercase(p, name.lowerBound..<(name.lowerBound + 15), "access-control-") { dropped.insert(index) }
-                    }
-                }
-                let bodiless = exchange.isHead || code == 204 || code == 304
-                if sawCoding, !bodiless {
-                    // Only chunked is relayed, as HAProxy does: another coding (gzip, identity)
-                    // would reach the client unlabelled from the full path, which re-chunks.
-                    if let other = otherCodingName { return .malformed("transfer coding \"\(HTTPScan.string(p, other))\" is not supported (only chunked)") }
-                    guard lastCoding != nil else { return .malformed("empty Transfer-Encoding") }
-                    guard chunkedCount == 1 else { return .malformed("chunked is applied more than once") }
-                    chunked = true
-                }
-                // RFC 9112 6.1 and RFC 9110 8.6: no framing fields on a 204, no Transfer-Encoding on a 304.
-                if code == 204 || code == 304 {
-                    for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "transfer-encoding")
-                        || (code == 204 && HTTPScan.equalsLowercase(p, field.name, "content-length")) {
-                        dropped.insert(index)
-                    }
-                }
-                if !listed.isEmpty {
-                    for (index, field) in fields.enumerated() where listed.contains(HTTPScan.canonicalName(p, field.name)) { dropped.insert(index) }
-                }
-                if chunked {
-                    // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3); the length is not passed on.
-                    for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { dropped.insert(index) }
-                }
-                out = takeScratch(&responseScratch, capacity: end + 96)
-                // HTTP/1.1, the status line's rest and the fields kept, copied in runs.
-                out.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
-                    var writer = ByteWriter(room)
-                    writer.put("HTTP/1.1")
-                    if p[12] == HTTPScan.cr {
-                        // No reason phrase: the SP after the code is still due (RFC 9112 section 4).
-                        writer.put(p, 8..<12)
-                        writer.put(" \r\n")
-                        writer.putRuns(p, fields: fields, dropped: dropped, first: nil)
-                    } else {
-                        writer.putRuns(p, fields: fields, dropped: dropped, first: 8..<(lineEnd + 1))
-                    }
-                    return writer.count
-                }
-                return .ready(end)
-            }
+            var out = takeScratch(&responseScratch, capacity: buffered.readableBytes + 96)
+            let head = buffered.withUnsafeReadableBytes { responseReader.read($0, requestIsHead: exchange.isHead, corsOn: corsOn, into: &out) }
             switch head {
             case .incomplete:
+                responseScratch = out
                 return nil
             case .malformed(let why):
+                responseScratch = out
                 fail(exchange, .badGateway("upstream answered badly: \(why)"))
                 return nil
             case .informational(let end):
+                responseScratch = out
                 buffered.moveReaderIndex(forwardBy: end)
                 exchange.responseHead = buffered.readableBytes > 0 ? buffered : nil
                 continue
-            case .ready(let end):
-                buffered.moveReaderIndex(forwardBy: end)
+            case .ready(let head):
+                buffered.moveReaderIndex(forwardBy: head.end)
                 exchange.responseHead = nil
-                exchange.status = status
+                exchange.status = head.status
                 let now = DispatchTime.now().uptimeNanoseconds
                 latencyTimer(exchange.route.name).recordNanoseconds(Int64(now - exchange.upstreamStarted))
-                exchange.upstreamKeepAlive = !upstreamClose && !http10
-                let framing: Framing
-                if exchange.isHead || status == 204 || status == 304 {
-                    framing = .none
-                } else if chunked {
-                    framing = .chunked(ChunkedScanner())
-                } else if let contentLength {
-                    framing = contentLength == 0 ? .none : .length(contentLength)
-                } else {
-                    framing = .untilClose
-                }
-                let untilClose = if case .untilClose = framing { true } else { false }
-                exchange.framing = framing
+                let untilClose = if case .untilClose = head.framing { true } else { false }
+                exchange.framing = head.framing
                 // A body that ends at close ends both connections.
-                exchange.upstreamKeepAlive = exchange.upstreamKeepAlive && !untilClose
+                exchange.upstreamKeepAlive = !head.upstreamClose && !untilClose
                 exchange.clientClose = !exchange.keepAlive || server.isDraining || untilClose
                 if exchange.bodyRemaining > 0 {
                     // Answered before the body was all sent: the rest of it is not read, so
@@ -1122,6 +835,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 }
                 // The answer to this request (no Origin) would differ for one with an Origin.
                 if corsOn { out.writeStaticString("vary: Origin\r\n") }
+                for (name, value) in exchange.cors ?? [] { out.writeString("\(name): \(value)\r\n") }
                 exchange.writeRequestIDField(into: &out, close: exchange.clientClose)
                 staged = out
                 clientNeedsFlush = true
@@ -1174,8 +888,6 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         writeStaged()
         context?.write(wrapOutboundOut(bytes), promise: nil)
     }
-
-    static let responseHeadLimit = 64 * 1024
 
     /// A small body part that arrived with the response head goes out in the same buffer.
     private static let coalesceLimit = 16 * 1024
@@ -1275,7 +987,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         // With body bytes still to come, the connection cannot be read as requests again.
         let keepAlive = exchange.keepAlive && !server.isDraining && exchange.bodyRemaining == 0
         context?.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, toHEAD: exchange.isHead,
-                                                     varyOrigin: exchange.corsOn, allocator: allocator)), promise: nil)
+                                                     varyOrigin: exchange.corsOn, cors: exchange.cors, allocator: allocator)), promise: nil)
         clientNeedsFlush = true
         if keepAlive {
             flushClient()

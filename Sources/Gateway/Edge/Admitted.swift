@@ -1,0 +1,217 @@
+import Foundation
+import JOSE
+import NIOCore
+
+/// A request admitted for an upstream: its route, who sent it, and the request to write
+/// upstream, as bytes. Method, target and request id become strings only when logged.
+struct Admitted {
+    let route: RouteEntry
+    /// The request head as the client sent it (a slice of the connection's bytes, not a copy).
+    let head: ByteBuffer
+    let methodRange: Range<Int>
+    let targetRange: Range<Int>
+    let isHead: Bool
+    let idempotent: Bool
+    let keepAlive: Bool
+    let identity: Identity?
+    /// The request for the first upstream: its request line, then the header block from
+    /// `headerStart`, which ends with the request id (the last header value).
+    let request: ByteBuffer
+    let headerStart: Int
+    let requestIDLength: Int
+    let upstreams: [Upstream]
+    /// The Content-Length body still to come from the client (0: none).
+    let bodyLength: Int
+    /// The client waits for `100 Continue` before it sends the body.
+    let expectContinue: Bool
+    /// `[cors]` was on when the request was read (a reload meanwhile does not change its answer).
+    let corsOn: Bool
+    /// The CORS headers the answer gets (an allowed Origin under `[cors]`).
+    let cors: [(String, String)]?
+    /// The query as forwarded when token parameters were cut from it (`.some(nil)`: none is left).
+    let forwardedQuery: Substring??
+}
+
+extension Admission {
+    /// The upstream request: the request line (as it came when the target is unchanged), the
+    /// client's header lines not dropped (copied in runs), then the gateway's own: identity,
+    /// forwarding, Host, request id.
+    mutating func writeUpstreamRequest(_ p: UnsafeRawBufferPointer, entry: RouteEntry, upstream: Upstream, method: Range<Int>, path: Range<Int>,
+                                       query: Range<Int>?, cut: Cut, linesStart: Int, end: Int, facts: HeadFacts, host: Range<Int>,
+                                       requestID givenRequestID: Range<Int>?, identity: Identity?,
+                                       state: GatewayState) -> (request: ByteBuffer, headerStart: Int, requestIDLength: Int) {
+        var block: ByteBuffer
+        if var scratch = requestScratch.take() {
+            scratch.clear(minimumCapacity: end + 320 + (identity == nil ? 0 : 512))
+            block = scratch
+        } else {
+            block = allocator.buffer(capacity: end + 320 + (identity == nil ? 0 : 512))
+        }
+        let lineUnchanged = entry.targetUnchanged && cut.query == nil
+        if !lineUnchanged {
+            let uri = Router.upstreamURI(route: entry.config, upstream: upstream, path: HTTPScan.string(p, path),
+                                         query: cut.query ?? query.map { Substring(HTTPScan.string(p, $0)) })
+            Self.writeRequestLine(&block, method: HTTPScan.string(p, method), uri: uri)
+        }
+        let headerStart = lineUnchanged ? linesStart : block.writerIndex
+        // The request line when unchanged, and the client's header lines not dropped, in runs.
+        let fields = self.fields
+        block.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
+            var out = ByteWriter(room)
+            out.putRuns(p, fields: fields, dropped: facts.dropped, first: lineUnchanged ? 0..<linesStart : nil)
+            return out.count
+        }
+        func add(_ name: String, _ value: String) {
+            block.writeString(name)
+            block.writeStaticString(": ")
+            block.writeString(value)
+            block.writeStaticString("\r\n")
+        }
+        if let cookies = cut.cookieLine { add("cookie", cookies) }
+        if let identity {
+            let names = state.config.identity
+            if let user = identity.userID, !names.userID.isEmpty { add(names.userID, user) }
+            if let role = identity.role, !names.role.isEmpty { add(names.role, role) }
+            if let session = identity.sessionID, !names.sessionID.isEmpty { add(names.sessionID, session) }
+            if !names.tenantID.isEmpty { add(names.tenantID, identity.tenantID) }
+            if !names.claims.isEmpty { add(names.claims, identity.token.payloadSegment) }
+        }
+        // The forwarding headers (made once per connection: x-forwarded-for, -proto, x-real-ip,
+        // the start of x-forwarded-host), the host, the request id.
+        let requestNumber: UInt64 = givenRequestID == nil ? RequestIDs.nextNumber() : 0
+        var requestIDLength = 0
+        let forwardedFor = facts.forwardedFor, more = facts.moreForwardedFor
+        let room: Int = forwarding.count + (forwardedFor?.count ?? 0) + more.reduce(0) { $0 + $1.count + 2 } + host.count
+            + (givenRequestID?.count ?? RequestIDs.maximumLength) + 24
+        forwarding.withUnsafeBytes { forwarding in
+            block.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { room in
+                var out = ByteWriter(room)
+                if let forwardedFor {
+                    let name = Self.forwardedForName.count
+                    out.put(UnsafeRawBufferPointer(rebasing: forwarding[..<name]))
+                    out.put(p, forwardedFor)
+                    // Several fields make one list (RFC 9110 section 5.3).
+                    for value in more {
+                        out.put(", ")
+                        out.put(p, value)
+                    }
+                    out.put(", ")
+                    out.put(UnsafeRawBufferPointer(rebasing: forwarding[name...]))
+                } else {
+                    out.put(forwarding)
+                }
+                out.put(p, host)
+                out.put("\r\nx-request-id: ")
+                let idStart = out.count
+                if let given = givenRequestID { out.put(p, given) } else { RequestIDs.put(requestNumber, into: &out) }
+                requestIDLength = out.count - idStart
+                out.put("\r\n\r\n")
+                return out.count
+            }
+        }
+        if block.capacity <= Self.scratchLimit { requestScratch = block }
+        return (block, headerStart, requestIDLength)
+    }
+
+    static func writeRequestLine(_ buffer: inout ByteBuffer, method: String, uri: String) {
+        buffer.writeString(method)
+        buffer.writeStaticString(" ")
+        buffer.writeString(uri)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+    }
+}
+
+/// Where a request's token is: the configured sources, looked at in order.
+enum TokenSources {
+    enum Found {
+        case none
+        /// The token as it is in the request's bytes.
+        case found(Range<Int>)
+        /// The token percent-decoded from a query parameter.
+        case decoded(String)
+        /// A source gives a credential twice (which one would the upstream read?): RFC 6750
+        /// section 3.1 calls it invalid_request.
+        case duplicate(String)
+    }
+
+    /// The first token in the configured sources; every source is looked at for duplicates.
+    static func find(_ p: UnsafeRawBufferPointer, sources: [TokenSource], facts: Admission.HeadFacts, query: Range<Int>?) -> Found {
+        var found: Found = .none
+        func take(_ token: Found) { if case .none = found { found = token } }
+        for source in sources {
+            switch source {
+            case .authorization:
+                if facts.authorizationTwice { return .duplicate("more than one Authorization header") }
+                if let value = facts.authorization, let token = HTTPScan.bearerToken(p, value) { take(.found(token)) }
+            case .apikey:
+                if facts.apikeyTwice { return .duplicate("more than one apikey header") }
+                if let value = facts.apikey, !value.isEmpty { take(.found(value)) }
+            case .cookie(let name):
+                var first: Range<Int>? = nil, count = 0
+                for value in facts.cookies {
+                    var from = value.lowerBound
+                    while let token = HTTPScan.cookie(p, from..<value.upperBound, named: name) {
+                        if first == nil { first = token }
+                        count += 1
+                        from = token.upperBound
+                    }
+                }
+                if count > 1 { return .duplicate("the \(name) cookie is given more than once") }
+                if let first { take(.found(first)) }
+            case .query(let name):
+                guard let query else { continue }
+                var value: Substring? = nil, count = 0
+                for pair in HTTPScan.string(p, query).split(separator: "&") where Authenticator.parameterName(pair) == name {
+                    let given = Authenticator.parameterValue(pair)
+                    guard !given.isEmpty else { continue }
+                    if value == nil { value = given }
+                    count += 1
+                }
+                if count > 1 { return .duplicate("the \(name) query parameter is given more than once") }
+                if let value { take(.decoded(String(value.removingPercentEncodingIfNeeded()))) }
+            }
+        }
+        return found
+    }
+}
+
+/// What is cut from a request whose route does not forward its token: the token cookies (the
+/// rest of the Cookie fields kept, in one field) and the token query parameters.
+struct Cut {
+    /// The Cookie field to write instead of the client's (nil: none, or the client's as it came).
+    var cookieLine: String? = nil
+    /// Token cookies were cut and none is left: the client's Cookie fields go.
+    var removedCookies = false
+    /// The query to forward instead of the client's (`.some(nil)`: none is left).
+    var query: Substring?? = nil
+
+    init() {}
+
+    init(_ p: UnsafeRawBufferPointer, sources: [TokenSource], cookies: [Range<Int>], query: Range<Int>?) {
+        var cookieNames: [String] = [], queryNames: [String] = []
+        for source in sources {
+            switch source {
+            case .cookie(let name): cookieNames.append(name)
+            case .query(let name): queryNames.append(name)
+            case .authorization, .apikey: break
+            }
+        }
+        if !cookieNames.isEmpty, !cookies.isEmpty {
+            var kept: [Substring] = [], removed = false
+            for value in cookies {
+                for part in HTTPScan.string(p, value).split(separator: ";") {
+                    let pair = part.trimmingCharacters(in: .whitespaces)
+                    if cookieNames.contains(where: { pair.hasPrefix($0 + "=") }) { removed = true } else if !pair.isEmpty { kept.append(Substring(pair)) }
+                }
+            }
+            if removed {
+                if kept.isEmpty { removedCookies = true } else { cookieLine = kept.joined(separator: "; ") }
+            }
+        }
+        if !queryNames.isEmpty, let query {
+            let pairs = HTTPScan.string(p, query).split(separator: "&")
+            let kept = pairs.filter { !queryNames.contains(String(Authenticator.parameterName($0))) }
+            if kept.count != pairs.count { self.query = .some(kept.isEmpty ? nil : Substring(kept.joined(separator: "&"))) }
+        }
+    }
+}
