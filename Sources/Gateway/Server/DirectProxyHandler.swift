@@ -60,8 +60,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// the rest of a request's bookkeeping).
     private var timer: Scheduled<Void>?
     private var timerDue: UInt64 = 0
-    private var idleSince: UInt64 = 0
-    private let idleTimeout: UInt64
+    /// The connection's phase and deadlines (HTTP1/ConnectionStateMachine): the timer asks it
+    /// what is due.
+    private var machine: ConnectionStateMachine
     /// A response head not written yet, so a small body can join it in one write.
     private var staged: ByteBuffer?
     /// The last upstream request and response head written: their storage is used again
@@ -103,7 +104,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         self.server = server
         self.pool = pool
         self.httpPool = httpPool
-        idleTimeout = UInt64(server.state.config.server.clientIdleTimeout * 1e9)
+        machine = ConnectionStateMachine(clientIdle: UInt64(server.state.config.server.clientIdleTimeout * 1e9), now: DispatchTime.now().uptimeNanoseconds)
         admission = Admission(localAPI: server.localAPI, remoteIP: "")
     }
 
@@ -113,12 +114,10 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let started = DispatchTime.now().uptimeNanoseconds
         var body: [UInt8] = []
         var remaining: Int
-        var lastActivity: UInt64
         var dispatched = false
         init(_ call: Admission.LocalCall) {
             self.call = call
             remaining = call.bodyLength
-            lastActivity = started
             body.reserveCapacity(call.bodyLength)
         }
     }
@@ -162,9 +161,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         let cors: [(String, String)]?
         /// The query as forwarded, when token parameters were cut from it.
         let forwardedQuery: Substring??
-        /// The runtime is looking up the token's session; nothing goes upstream meanwhile.
-        var awaitingSession = false
-        static let sessionBackstopNanos: UInt64 = UInt64((ProxyServerHandler.localTimeout + 1) * 1e9)
+        /// The route's timeouts, for the state machine.
+        var timeouts: ConnectionStateMachine.Timeouts { .init(connect: route.connectNanos, firstByte: route.firstByteNanos, idle: route.idleNanos) }
 
         lazy var method: String = head.getString(at: head.readerIndex + methodRange.lowerBound, length: methodRange.count) ?? ""
         lazy var target: String = head.getString(at: head.readerIndex + targetRange.lowerBound, length: targetRange.count) ?? ""
@@ -193,35 +191,18 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             }
         }
 
-        /// When the exchange times out: no response head within the first-byte timeout, or
-        /// nothing from the upstream for the idle timeout.
-        var deadline: UInt64 {
-            if framing != nil { return lastActivity &+ route.idleNanos }
-            // The runtime answers within its own deadline; this is only a backstop.
-            if awaitingSession { return started &+ Self.sessionBackstopNanos }
-            // Connecting: the connect timeout answers first; this is only a backstop.
-            if channel == nil { return started &+ route.connectNanos &+ 1_000_000_000 }
-            // The client is still sending the body: it may pause for the idle timeout.
-            if bodyRemaining > 0 { return bodyActivity &+ route.idleNanos }
-            return requestSent &+ route.firstByteNanos
-        }
-
         /// Content-Length body: bytes not yet read from the client, parts read before the
         /// upstream connection was ready, bytes read in all.
         let bodyLength: Int
         var bodyRemaining: Int
         var pendingBody: [ByteBuffer] = []
         var bytesIn = 0
-        var bodyActivity: UInt64 = 0
         /// The client waits for `100 Continue` before it sends the body.
         let expectContinue: Bool
-        /// When the whole request had been written to the upstream.
-        var requestSent: UInt64 = 0
 
         init(_ admitted: Admitted) {
             bodyLength = admitted.bodyLength
             bodyRemaining = admitted.bodyLength
-            bodyActivity = started
             route = admitted.route
             head = admitted.head
             methodRange = admitted.methodRange
@@ -267,8 +248,13 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// A connection with no request in flight must send the next complete head within
     /// `[server] idle_timeout` (which also bounds a head sent slowly), or it is closed.
     private func becameIdle(at now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
-        idleSince = now
-        armTimer(due: idleSince &+ idleTimeout)
+        machine.answered(now: now)
+        armDeadline()
+    }
+
+    /// Makes sure the timer fires by the state machine's next deadline.
+    private func armDeadline() {
+        if let due = machine.deadline { armTimer(due: due) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -295,12 +281,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         if event is DrainEvent {
             // Idle between requests: close once what was written went out (the end of a slow
             // client's download may still be queued).
-            if exchange == nil, local == nil, !closing { closeAfterWrites() }
+            if exchange == nil, local == nil, !closing, machine.closesOnDrain { closeAfterWrites() }
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
-            if let exchange, exchange.bodyRemaining > 0, exchange.framing == nil {
+            if let exchange, machine.inputClosed(bodyToCome: exchange.bodyRemaining > 0) == .abandon {
                 // The client stopped sending before its body was whole and no answer has begun:
                 // the request can never be complete, so neither connection waits for the idle
                 // timeout. (An answer already under way, say an early 413, is let finish.)
@@ -308,7 +294,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 finish(exchange, status: 499, reusable: false, note: "client closed with \(exchange.bodyRemaining) body bytes to go")
                 return context.close(promise: nil)
             }
-            if let local, !local.dispatched {
+            if local != nil, machine.inputClosed(bodyToCome: true) == .abandon {
                 // Its body can never be whole: nobody to answer.
                 self.local = nil
                 return context.close(promise: nil)
@@ -357,7 +343,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         inbound = buffered.readableBytes > 0 ? buffered : nil
         exchange.bodyRemaining -= take
         exchange.bytesIn += take
-        exchange.bodyActivity = DispatchTime.now().uptimeNanoseconds
+        let now = DispatchTime.now().uptimeNanoseconds
+        machine.clientBody(now: now)
         guard let handler = exchange.handler else {
             exchange.pendingBody.append(part)
             return
@@ -365,15 +352,15 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         handler.write(part)
         if exchange.bodyRemaining == 0 {
             handler.flush()
-            requestSent(exchange)
+            requestSent(at: now)
         } else {
             upstreamNeedsFlush = true
         }
     }
 
-    private func requestSent(_ exchange: Exchange, at now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
-        exchange.requestSent = now
-        armTimer(due: exchange.deadline)
+    private func requestSent(at now: UInt64) {
+        machine.requestSent(now: now)
+        armDeadline()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -504,7 +491,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 if call.expectContinue, call.bodyLength > 0 {
                     context?.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                 }
-                armTimer(due: local.lastActivity &+ idleTimeout)
+                machine.localStarted(now: DispatchTime.now().uptimeNanoseconds, bodyToCome: call.bodyLength > 0)
+                armDeadline()
                 return pumpLocalBody(local)
             case .preflight(let preflight):
                 inbound!.moveReaderIndex(forwardBy: preflight.consumed)
@@ -512,7 +500,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 becameIdle()
                 let keepAlive = preflight.keepAlive && !server.isDraining
                 server.requestFinished(route: "-", status: 204, method: preflight.method, uri: preflight.target, requestID: preflight.requestID,
-                                       started: idleSince, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: "CORS preflight")
+                                       started: DispatchTime.now().uptimeNanoseconds, upstream: nil, identity: nil, bytesIn: 0, bytesOut: 0, note: "CORS preflight")
                 context?.write(wrapOutboundOut(preflight.bytes(allocator: allocator, keepAlive: keepAlive)), promise: nil)
                 clientNeedsFlush = true
                 if !keepAlive { return closeAfterWrites() }
@@ -535,15 +523,14 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             if validCounter == nil { validCounter = server.metrics.verificationCounter("valid") }
             validCounter!.increment()
         }
+        machine.admitted(now: exchange.started, timeouts: exchange.timeouts, sessionCheck: sessionID != nil)
+        armDeadline()
         if let sessionID, let identity = exchange.identity {
-            exchange.awaitingSession = true
-            armTimer(due: exchange.deadline)
             // Body bytes wait in the exchange meanwhile (reads are held: no upstream yet).
             pumpBody(exchange)
             let lookup = server.sessions
             context?.eventLoop.makeFutureWithTask { try await lookup.status(of: sessionID, for: identity) }.assumeIsolated().whenComplete { result in
                 guard self.exchange === exchange else { return }
-                exchange.awaitingSession = false
                 switch result {
                 case .failure(let error as RuntimeTimeout):
                     self.fail(exchange, .runtimeUnavailable("\(error)"))
@@ -555,6 +542,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                         self.server.metrics.verification(reason.rawValue)
                         self.fail(exchange, .auth(AuthFailure(reason, message)))
                     } else {
+                        self.machine.sessionFound(now: DispatchTime.now().uptimeNanoseconds)
                         self.proceed(exchange)
                     }
                 }
@@ -620,7 +608,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             }
             inbound = buffered.readableBytes > 0 ? buffered : nil
             local.remaining -= take
-            local.lastActivity = DispatchTime.now().uptimeNanoseconds
+            machine.clientBody(now: DispatchTime.now().uptimeNanoseconds)
         }
         if local.remaining == 0, !local.dispatched { dispatch(local) } else { resumeClientReads() }
     }
@@ -628,6 +616,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     /// Hands a complete local request to the API and writes its answer when it comes.
     private func dispatch(_ local: LocalExchange) {
         local.dispatched = true
+        machine.localDispatched(now: DispatchTime.now().uptimeNanoseconds)
         let call = local.call
         let api = server.localAPI
         let request = LocalRequest(method: HTTPMethod(rawValue: call.method), path: call.path, query: LocalRequest.parseQuery(call.query),
@@ -682,8 +671,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             case .failure(let error):
                 self.server.upstreamHealth.connectFailed(exchange.upstream.origin, error: error)
                 self.server.metrics.upstreamConnectError(exchange.upstream.origin)
-                if exchange.idempotent, exchange.attempt == 0, exchange.upstreams.count > 1 {
+                if ConnectionStateMachine.retriesConnect(idempotent: exchange.idempotent, attempt: exchange.attempt, upstreams: exchange.upstreams.count) {
                     exchange.attempt = 1
+                    self.machine.reconnecting(now: DispatchTime.now().uptimeNanoseconds)
                     exchange.upstream = exchange.upstreams[1]
                     // The request line depends on the upstream (its base path); the headers do not.
                     let uri = Router.upstreamURI(route: exchange.route.config, upstream: exchange.upstream, path: exchange.path, query: exchange.forwardedQuery ?? exchange.query)
@@ -718,12 +708,9 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             exchange.pendingBody.removeAll()
             handler.flush()
         }
-        if exchange.bodyRemaining == 0 {
-            requestSent(exchange, at: now)
-        } else {
-            armTimer(due: exchange.deadline)
-            resumeClientReads()
-        }
+        machine.connected(now: now, bodyToCome: exchange.bodyRemaining > 0)
+        armDeadline()
+        if exchange.bodyRemaining > 0 { resumeClientReads() }
     }
 
     /// Makes sure the connection's timer fires no later than `due`.
@@ -738,39 +725,40 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
         }
     }
 
+    /// Carries out what the state machine finds due.
     private func timerFired() {
-        if let local {
-            // Reading its body: the client may pause for the idle timeout between bytes. Once
-            // dispatched, the API's own deadline answers.
-            guard !local.dispatched else { return }
-            let due = local.lastActivity &+ idleTimeout
-            if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
-            self.local = nil
+        guard !closing, !handedOver else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        switch machine.check(now: now, partialHead: exchange == nil && local == nil && (inbound?.readableBytes ?? 0) > 0) {
+        case .none:
+            return
+        case .wake(let due):
+            return armTimer(due: due)
+        case .expired(.idle):
             return closeAfterWrites()
-        }
-        guard let exchange else {
-            guard !closing, !handedOver else { return }
-            let due = idleSince &+ idleTimeout
-            if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
-            if let partial = inbound, partial.readableBytes > 0 {
-                // Part of a head came, not its end: 408 with the reason (HAProxy's
-                // http-request timeout does the same); an idle connection just closes.
-                inbound = nil
-                return answerAndClose(ErrorResponse(status: .requestTimeout, error: "request_timeout",
-                                                    reason: "the request head was not complete within \(Duration.describe(Double(idleTimeout) / 1e9)) (idle_timeout)"),
-                                      started: idleSince, bytesIn: partial.readableBytes)
+        case .expired(.partialHead):
+            // Part of a head came, not its end: 408 with the reason (HAProxy's http-request
+            // timeout does the same); an idle connection just closes.
+            let partial = inbound?.readableBytes ?? 0
+            inbound = nil
+            return answerAndClose(ErrorResponse(status: .requestTimeout, error: "request_timeout",
+                                                reason: "the request head was not complete within \(Duration.describe(Double(machine.clientIdle) / 1e9)) (idle_timeout)"),
+                                  started: now &- machine.clientIdle, bytesIn: partial)
+        case .expired(.localBodyStalled):
+            local = nil
+            return closeAfterWrites()
+        case .expired(let expiry):
+            guard let exchange else { return }
+            let route = exchange.route.config
+            switch expiry {
+            case .sessionCheck: fail(exchange, .runtimeUnavailable("the runtime did not answer the session check"))
+            case .connect: fail(exchange, .gatewayTimeout("connecting to the upstream of route \(route.name) timed out"))
+            case .requestBody:
+                fail(exchange, ErrorResponse(status: .requestTimeout, error: "request_timeout",
+                                             reason: "the request body stalled for \(Duration.describe(route.idleTimeout)) with \(exchange.bodyRemaining) bytes to go"))
+            case .firstByte: fail(exchange, .gatewayTimeout("no response from upstream within \(Duration.describe(route.firstByteTimeout))"))
+            default: abort(exchange, note: "upstream idle for \(Duration.describe(route.idleTimeout))")
             }
-            return closeAfterWrites()
-        }
-        let due = exchange.deadline
-        if DispatchTime.now().uptimeNanoseconds < due { return armTimer(due: due) }
-        if exchange.framing == nil, exchange.channel != nil, exchange.bodyRemaining > 0 {
-            fail(exchange, ErrorResponse(status: .requestTimeout, error: "request_timeout",
-                                         reason: "the request body stalled for \(Duration.describe(exchange.route.config.idleTimeout)) with \(exchange.bodyRemaining) bytes to go"))
-        } else if exchange.framing == nil {
-            fail(exchange, .gatewayTimeout("no response from upstream within \(Duration.describe(exchange.route.config.firstByteTimeout))"))
-        } else {
-            abort(exchange, note: "upstream idle for \(Duration.describe(exchange.route.config.idleTimeout))")
         }
     }
 
@@ -791,6 +779,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
             bytes = rest
         } else {
             exchange.lastActivity = DispatchTime.now().uptimeNanoseconds
+            machine.upstreamBytes(now: exchange.lastActivity)
         }
         forwardBody(exchange, bytes)
         writeStaged()
@@ -824,15 +813,12 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 latencyTimer(exchange.route.name).recordNanoseconds(Int64(now - exchange.upstreamStarted))
                 let untilClose = if case .untilClose = head.framing { true } else { false }
                 exchange.framing = head.framing
-                // A body that ends at close ends both connections.
-                exchange.upstreamKeepAlive = !head.upstreamClose && !untilClose
-                exchange.clientClose = !exchange.keepAlive || server.isDraining || untilClose
-                if exchange.bodyRemaining > 0 {
-                    // Answered before the body was all sent: the rest of it is not read, so
-                    // neither connection can carry another request.
-                    exchange.clientClose = true
-                    exchange.upstreamKeepAlive = false
-                }
+                // A body that ends at close ends both connections; an answer that came before the
+                // request body was all sent leaves its rest unread, so neither carries another request.
+                let keepAlive = ConnectionStateMachine.keepAlive(clientKeepAlive: exchange.keepAlive, draining: server.isDraining, upstreamClose: head.upstreamClose,
+                                                                 untilClose: untilClose, bodyToCome: exchange.bodyRemaining > 0)
+                exchange.upstreamKeepAlive = keepAlive.upstream
+                exchange.clientClose = !keepAlive.client
                 // The answer to this request (no Origin) would differ for one with an Origin.
                 if corsOn { out.writeStaticString("vary: Origin\r\n") }
                 for (name, value) in exchange.cors ?? [] { out.writeString("\(name): \(value)\r\n") }
@@ -840,7 +826,8 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
                 staged = out
                 clientNeedsFlush = true
                 exchange.lastActivity = now
-                armTimer(due: exchange.deadline)
+                machine.upstreamBytes(now: now)
+                armDeadline()
                 return buffered
             }
         }
@@ -947,6 +934,7 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     private func closeAfterWrites() {
         writeStaged()
         closing = true
+        machine.close()
         inbound = nil
         clientNeedsFlush = false
         guard let context else { return }
@@ -958,9 +946,11 @@ final class DirectProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, R
     func upstreamClosed(error: (any Error)?) {
         guard let exchange else { return }
         if exchange.framing == nil {
-            if exchange.reused, exchange.responseHead == nil, !exchange.retriedStale, exchange.idempotent, exchange.bodyLength == 0 {
+            if ConnectionStateMachine.retriesStale(reused: exchange.reused, responseStarted: exchange.responseHead != nil, alreadyRetried: exchange.retriedStale,
+                                                   idempotent: exchange.idempotent, hasBody: exchange.bodyLength > 0) {
                 // A pooled connection the upstream had closed meanwhile: once more on a fresh one.
                 exchange.retriedStale = true
+                machine.reconnecting(now: DispatchTime.now().uptimeNanoseconds)
                 exchange.handler?.delegate = nil
                 exchange.channel = nil
                 exchange.handler = nil
