@@ -1,4 +1,4 @@
-// Fuzz target: a client's bytes on the direct path (DirectProxyHandler and HTTPScan).
+// Fuzz target: a client's bytes on the direct path (ClientConnectionHandler and HTTPScan).
 //
 // The input (after one selector byte) is everything a client sends on one connection, in
 // pieces of 1 to 15 bytes or all at once: request heads read as bytes (request line, fields,

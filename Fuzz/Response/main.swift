@@ -1,5 +1,5 @@
 // Fuzz target: an upstream's bytes: the direct path's response-head scanner and chunked
-// scanner (DirectProxyHandler.readResponseHead, ChunkedScanner), and on the full path
+// scanner (ClientConnectionHandler.readResponseHead, ChunkedScanner), and on the full path
 // NIOHTTP1's response decoder and the gateway's response handling.
 //
 // The first byte picks the request (GET, HEAD, a POST with a body, a token route, keep-alive

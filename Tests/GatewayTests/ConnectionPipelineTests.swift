@@ -12,7 +12,7 @@ import Testing
     static func serve(_ fixture: EdgeFixture, _ bytes: String, pieces: Int = 1) throws -> String {
         let loop = EmbeddedEventLoop()
         let channel = EmbeddedChannel(loop: loop)
-        let handler = DirectProxyHandler(server: fixture.server, pool: UpstreamPool(loop: loop, raw: true), httpPool: UpstreamPool(loop: loop))
+        let handler = ClientConnectionHandler(server: fixture.server, pool: UpstreamPool(loop: loop, raw: true), httpPool: UpstreamPool(loop: loop))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 4000)).wait()
         var received = ByteBuffer()

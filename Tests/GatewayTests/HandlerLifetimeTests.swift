@@ -9,7 +9,7 @@ import Testing
 
 @testable import Gateway
 
-/// A closed client connection frees its handler. DirectProxyHandler and ProxyServerHandler kept
+/// A closed client connection frees its handler. ClientConnectionHandler and ProxyServerHandler kept
 /// their ChannelHandlerContext after leaving the pipeline; the context holds the handler, so
 /// every connection leaked both and all they reached (found by fuzz-request's LeakSanitizer).
 @Suite struct HandlerLifetimeTests {
@@ -58,11 +58,11 @@ import Testing
     @Test(arguments: requests)
     func directPathFreesItsHandler(_ request: String) async throws {
         try await Self.withServer { server in
-            weak var freed: DirectProxyHandler?
+            weak var freed: ClientConnectionHandler?
             do {
                 let loop = EmbeddedEventLoop()
                 let channel = EmbeddedChannel(loop: loop)
-                let handler = DirectProxyHandler(server: server, pool: UpstreamPool(loop: loop, raw: true), httpPool: UpstreamPool(loop: loop))
+                let handler = ClientConnectionHandler(server: server, pool: UpstreamPool(loop: loop, raw: true), httpPool: UpstreamPool(loop: loop))
                 freed = handler
                 try channel.pipeline.syncOperations.addHandler(handler)
                 try channel.connect(to: SocketAddress(ipAddress: "192.0.2.1", port: 4000)).wait()

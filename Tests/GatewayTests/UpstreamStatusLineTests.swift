@@ -39,7 +39,7 @@ import Testing
             try client.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
             try client.pipeline.syncOperations.addHandler(ProxyServerHandler(server: server, pool: pool))
         } else {
-            try client.pipeline.syncOperations.addHandler(DirectProxyHandler(server: server, pool: raw, httpPool: pool))
+            try client.pipeline.syncOperations.addHandler(ClientConnectionHandler(server: server, pool: raw, httpPool: pool))
         }
         try client.connect(to: address).wait()
         try client.writeInbound(ByteBuffer(string: "GET /public/a HTTP/1.1\r\nHost: gw.example\r\n\r\n"))

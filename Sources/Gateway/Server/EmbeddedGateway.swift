@@ -71,7 +71,7 @@ package final class EmbeddedGateway {
                 try client.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                 try client.pipeline.syncOperations.addHandler(ProxyServerHandler(server: server, pool: http))
             } else {
-                try client.pipeline.syncOperations.addHandler(DirectProxyHandler(server: server, pool: raw, httpPool: http))
+                try client.pipeline.syncOperations.addHandler(ClientConnectionHandler(server: server, pool: raw, httpPool: http))
             }
         } catch {
             return []

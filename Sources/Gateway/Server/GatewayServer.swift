@@ -163,7 +163,7 @@ public final class GatewayServer: Sendable {
                     // The direct path first; it hands the connection to the full HTTP stack
                     // (ProxyServerHandler) when a request needs it.
                     let loop = ObjectIdentifier(channel.eventLoop)
-                    try channel.pipeline.syncOperations.addHandler(DirectProxyHandler(server: self, pool: self.rawPools[loop]!, httpPool: self.pools[loop]!))
+                    try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(server: self, pool: self.rawPools[loop]!, httpPool: self.pools[loop]!))
                 }
             }
             .bind(host: config.server.host, port: config.server.port).get()
