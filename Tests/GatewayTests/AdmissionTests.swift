@@ -143,12 +143,32 @@ import Testing
         let fixture = try await EdgeFixture()
         guard case .builtIn(let call) = Self.decide(fixture, "HEAD /healthz HTTP/1.1\r\nHost: gw\r\n\r\n") else { Issue.record("not built in"); return }
         #expect("\(call.path)" == "/healthz" && call.isHead && call.keepAlive)
-        for head in ["get /public/ HTTP/1.1\r\nHost: gw\r\n\r\n", "GET /public/ HTTP/1.0\r\n\r\n", "GET http://gw/public/ HTTP/1.1\r\nHost: gw\r\n\r\n",
-                     "POST /public/ HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n", "GET /public/ HTTP/1.1\r\nHost: gw.\r\n\r\n",
+        for head in ["get /public/ HTTP/1.1\r\nHost: gw\r\n\r\n", "GET /public/ HTTP/1.0\r\n\r\n", "GET http://user@gw/public/ HTTP/1.1\r\nHost: gw\r\n\r\n",
+                     "POST /public/ HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n", "GET http://gw/public/ HTTP/1.0\r\n\r\n",
                      "GET /public/ HTTP/1.1\r\nHost: gw\r\n folded\r\n\r\n", "GET /public/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"] {
             guard case .fullReader = Self.decide(fixture, head) else { Issue.record("read by the scanner: \(head)"); continue }
         }
         guard case .incomplete = Self.decide(fixture, "GET /public/ HTTP/1.1\r\nHost: gw\r\n") else { Issue.record("a partial head decided"); return }
+        try await fixture.close()
+    }
+
+    /// An absolute-form target and a Host with a trailing dot are written again in the form the
+    /// scanner reads, then decided as any head: the same decision and upstream request as the
+    /// canonical head, the client's bytes consumed.
+    @Test func absoluteFormAndATrailingDotAreReadAsTheCanonicalHead() async throws {
+        let fixture = try await EdgeFixture()
+        let canonical = "GET /public/a?q=1 HTTP/1.1\r\nAccept: */*\r\nX-Request-Id: r\r\nhost: gw.example:81\r\n\r\n"
+        let want = Self.upstream(Self.decide(fixture, canonical))
+        #expect(want?.hasPrefix("GET /public/a?q=1 HTTP/1.1\r\nAccept: */*\r\nhost: gw.example:81\r\nx-forwarded-for: 192.0.2.7\r\n") == true, "\(want ?? "nil")")
+        for head in ["GET HTTP://gw.example:81/public/a?q=1 HTTP/1.1\r\nHost: ignored\r\nAccept: */*\r\nX-Request-Id: r\r\n\r\n",
+                     "GET /public/a?q=1 HTTP/1.1\r\nAccept: */*\r\nHost: gw.example.:81\r\nX-Request-Id: r\r\n\r\n"] {
+            let decision = Self.decide(fixture, head)
+            #expect(Self.upstream(decision) == want, "\(head.debugDescription)")
+            guard case .forward(let admitted) = decision else { Issue.record("not forwarded: \(head.debugDescription)"); continue }
+            #expect(admitted.consumed == head.utf8.count)
+        }
+        let refused = Self.refusal(Self.decide(fixture, "GET http://gw/nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"))
+        #expect(refused?.response.status.code == 404 && refused?.consumed == 67)
         try await fixture.close()
     }
 }

@@ -57,10 +57,10 @@ import Testing
 
     @Test func answersKeepTheirOrderAcrossTheReaderSwitch() async throws {
         let fixture = try await EdgeFixture()
-        // The second request's Host ends in a dot: the full reader (NIOHTTP1) reads it from there
-        // on; the first is the byte scanner's.
+        // The second request is HTTP/1.0: the full reader (NIOHTTP1) reads it and the rest; the
+        // first is the byte scanner's.
         let requests = "GET /nowhere HTTP/1.1\r\nHost: gw\r\nX-Request-Id: r1\r\n\r\n"
-            + "GET /nowhere HTTP/1.1\r\nHost: gw.\r\nX-Request-Id: r2\r\n\r\n"
+            + "GET /nowhere HTTP/1.0\r\nConnection: keep-alive\r\nX-Request-Id: r2\r\n\r\n"
             + "GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Request-Id: r3\r\n\r\n"
             + "GET /nowhere HTTP/1.1\r\nHost: gw\r\nX-Request-Id: r4\r\n\r\n"
         for pieces in [1, 3, 17] {

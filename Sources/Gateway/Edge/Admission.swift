@@ -33,6 +33,22 @@ struct Admission {
         /// answer made there (built-in endpoints, the local API, CORS). The reason is for tests
         /// and the debug log.
         case fullReader(StaticString)
+        /// Only inside `decide`: the head written again in canonical form, to be decided as it
+        /// stands; `consumed` is the client's head.
+        case rewritten(ByteBuffer, consumed: Int)
+
+        /// The decision for a head of `consumed` bytes (a rewritten head's own length differs).
+        func consuming(_ consumed: Int) -> Decision {
+            switch self {
+            case .incomplete, .fullReader, .rewritten: return self
+            case .forward(var admitted): admitted.consumed = consumed; return .forward(admitted)
+            case .awaitSession(var admitted, let id): admitted.consumed = consumed; return .awaitSession(admitted, sessionID: id)
+            case .builtIn(var call): call.consumed = consumed; return .builtIn(call)
+            case .local(var call): call.consumed = consumed; return .local(call)
+            case .preflight(var preflight): preflight.consumed = consumed; return .preflight(preflight)
+            case .answer(var refusal): refusal.consumed = consumed; return .answer(refusal)
+            }
+        }
     }
 
     /// A request answered at admission.
@@ -46,7 +62,7 @@ struct Admission {
         let requestID: String
         let keepAlive: Bool
         /// The head's length: the bytes the answer accounts for.
-        let consumed: Int
+        var consumed: Int
         /// The CORS headers the answer gets (an allowed Origin under `[cors]`).
         var cors: [(String, String)]? = nil
     }
@@ -64,7 +80,7 @@ struct Admission {
         /// The Content-Length body to read before the call (0: none).
         let bodyLength: Int
         let expectContinue: Bool
-        let consumed: Int
+        var consumed: Int
         let cors: [(String, String)]?
     }
 
@@ -78,7 +94,7 @@ struct Admission {
         let target: String
         let requestID: String
         let keepAlive: Bool
-        let consumed: Int
+        var consumed: Int
     }
 
     /// A built-in endpoint's request.
@@ -87,7 +103,7 @@ struct Admission {
         let requestID: String
         let keepAlive: Bool
         let isHead: Bool
-        let consumed: Int
+        var consumed: Int
         /// The CORS headers its answer gets (an allowed Origin under `[cors]`).
         let cors: [(String, String)]?
     }
@@ -113,7 +129,16 @@ struct Admission {
 
     /// What happens to the request whose head starts `buffer`'s readable bytes.
     mutating func decide(_ buffer: ByteBuffer, state: GatewayState) -> Decision {
-        buffer.withUnsafeReadableBytes { decide($0, buffer: buffer, state: state) }
+        switch buffer.withUnsafeReadableBytes({ decide($0, buffer: buffer, state: state) }) {
+        case .rewritten(let canonical, let consumed):
+            // The head again in the form the scanner reads (origin-form target, the Host it
+            // names): decided as any other, accounting for the bytes the client sent.
+            var again = canonical.withUnsafeReadableBytes { decide($0, buffer: canonical, state: state) }
+            if case .rewritten = again { again = .fullReader("rewritten twice") }
+            return again.consuming(consumed)
+        case let decision:
+            return decision
+        }
     }
 
     /// What the head says about itself, as ranges of its bytes.
@@ -167,7 +192,14 @@ struct Admission {
         // Origin form, or `*` (asterisk form, OPTIONS only); the absolute form goes to the full
         // reader, which reads its authority as the Host.
         let asterisk = i + 1 < end && p[i] == UInt8(ascii: "*") && p[i + 1] == HTTPScan.sp && HTTPScan.equals(p, methodRange, "OPTIONS")
-        guard asterisk || (i < end && p[i] == UInt8(ascii: "/")) else { return .fullReader("target form") }
+        guard asterisk || (i < end && p[i] == UInt8(ascii: "/")) else {
+            // RFC 9112 section 3.2.2: a server accepts the absolute form, and its authority is
+            // the host (the Host field is ignored). Routed and forwarded in origin form.
+            var targetEnd = i
+            while targetEnd < end, p[targetEnd] > 0x20 { targetEnd += 1 }
+            guard let (authority, target) = Self.absoluteForm(HTTPScan.string(p, i..<targetEnd)), let authority else { return .fullReader("target form") }
+            return rewrite(p, end: end, method: methodRange, targetEnd: targetEnd, target: Array(target.utf8), host: authority)
+        }
         // A fragment ('#') is refused below, with the target up to it (what follows it is never logged).
         var fragment: Int? = nil
         while i < end, p[i] > 0x20, p[i] != 0x7F {
@@ -185,7 +217,12 @@ struct Admission {
         if let why = Self.readFields(p, fields, state: state, into: &facts) { return .fullReader(why) }
         // A Host name with its trailing dot is routed and forwarded without it: the full reader
         // rewrites it (rare; the bytes here are matched as they are).
-        if let host = facts.host, HTTPScan.isValidHost(p, host), HTTPScan.hostTrailingDot(p, host) != nil { return .fullReader("Host with a trailing dot") }
+        if let host = facts.host, HTTPScan.isValidHost(p, host), let dot = HTTPScan.hostTrailingDot(p, host) {
+            // `secure.example.` is `secure.example`: routed and forwarded without the dot, so an
+            // upstream's virtual hosts and the route's `host` read the same name.
+            let name = HTTPScan.string(p, host.lowerBound..<dot) + HTTPScan.string(p, (dot + 1)..<host.upperBound)
+            return rewrite(p, end: end, method: methodRange, targetEnd: i, target: Array(UnsafeRawBufferPointer(rebasing: p[targetStart..<i])), host: name)
+        }
 
         // The path, read as bytes. Raw non-ASCII goes to the full reader, which routes it as a
         // string; anything that could spell a dot segment or an encoding is checked as there.
@@ -320,8 +357,44 @@ struct Admission {
                                 identity: identity, request: written.request, headerStart: written.headerStart,
                                 requestIDLength: written.requestIDLength, upstreams: upstreams, bodyLength: facts.contentLength ?? 0,
                                 expectContinue: facts.expectContinue && (facts.contentLength ?? 0) > 0, corsOn: state.config.cors != nil,
-                                cors: cors, forwardedQuery: cut.query)
+                                cors: cors, consumed: end, forwardedQuery: cut.query)
         if entry.sessionRequired, let sessionID = identity?.sessionID { return .awaitSession(admitted, sessionID: sessionID) }
         return .forward(admitted)
+    }
+
+    /// The head written again with `target` and one Host field, `host` (the client's Host fields
+    /// go), its other lines as they came: the form the scanner reads.
+    private mutating func rewrite(_ p: UnsafeRawBufferPointer, end: Int, method: Range<Int>, targetEnd: Int, target: [UInt8], host: String) -> Decision {
+        // The rest of the request line is " HTTP/1.1" CRLF, or the full reader reads it.
+        guard targetEnd + 11 <= end, p[targetEnd] == HTTPScan.sp, HTTPScan.equals(p, targetEnd + 1, "HTTP/1.1"),
+              p[targetEnd + 9] == HTTPScan.cr, p[targetEnd + 10] == HTTPScan.lf else { return .fullReader("version") }
+        fields.removeAll(keepingCapacity: true)
+        guard HTTPScan.fields(p, from: targetEnd + 11, to: end, into: &fields) else { return .fullReader("field syntax") }
+        var out = allocator.buffer(capacity: end + target.count + host.utf8.count + 16)
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[method]))
+        out.writeStaticString(" ")
+        out.writeBytes(target)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        for field in fields where !HTTPScan.equalsLowercase(p, field.name, "host") {
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line]))
+        }
+        out.writeString("host: \(host)\r\n\r\n")
+        return .rewritten(out, consumed: end)
+    }
+
+    /// An absolute-form target (`http://host:port/path?query`) as its authority and origin-form
+    /// target; nil if the target is not absolute-form, a nil authority if it is unusable (empty,
+    /// or with user information).
+    static func absoluteForm(_ uri: String) -> (authority: String?, target: String)? {
+        let lowered = uri.prefix(8).lowercased()
+        let schemeLength = lowered.hasPrefix("http://") ? 7 : lowered.hasPrefix("https://") ? 8 : 0
+        guard schemeLength > 0 else { return nil }
+        let rest = uri.dropFirst(schemeLength)
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        var target = String(rest[authorityEnd...])
+        if !target.hasPrefix("/") { target = "/" + target }
+        if authority.isEmpty || authority.contains("@") { return (nil, target) }
+        return (String(authority), target)
     }
 }

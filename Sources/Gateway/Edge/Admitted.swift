@@ -28,6 +28,8 @@ struct Admitted {
     let corsOn: Bool
     /// The CORS headers the answer gets (an allowed Origin under `[cors]`).
     let cors: [(String, String)]?
+    /// The client's bytes the head took (its own length, unless it was written again).
+    var consumed: Int
     /// The query as forwarded when token parameters were cut from it (`.some(nil)`: none is left).
     let forwardedQuery: Substring??
 }

@@ -22,7 +22,7 @@ extension ClientConnectionHandler {
                     return answerAndClose(.headersTooLarge("request head is over \(limit) bytes, the limit"))
                 }
                 return resumeClientReads()
-            case .fullReader:
+            case .fullReader, .rewritten:
                 return handOver()
             case .answer(let refusal):
                 inbound!.moveReaderIndex(forwardBy: refusal.consumed)
@@ -72,9 +72,9 @@ extension ClientConnectionHandler {
                 clientNeedsFlush = true
                 if !keepAlive { return closeAfterWrites() }
             case .forward(let admitted):
-                return begin(Exchange(admitted), consumed: admitted.head.readableBytes, sessionID: nil)
+                return begin(Exchange(admitted), consumed: admitted.consumed, sessionID: nil)
             case .awaitSession(let admitted, let sessionID):
-                return begin(Exchange(admitted), consumed: admitted.head.readableBytes, sessionID: sessionID)
+                return begin(Exchange(admitted), consumed: admitted.consumed, sessionID: sessionID)
             }
         }
         resumeClientReads()

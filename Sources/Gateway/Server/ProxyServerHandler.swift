@@ -460,7 +460,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
         let origin = origins.count == 1 ? origins[0] : nil
         corsOn = state.config.cors != nil
         cors = origin.flatMap { origin in state.config.cors.flatMap { $0.allows(origin) ? $0.responseHeaders(origin: origin) : nil } }
-        if head.method != .CONNECT, let (authority, target) = Self.absoluteForm(head.uri) {
+        if head.method != .CONNECT, let (authority, target) = Admission.absoluteForm(head.uri) {
             // RFC 9112 section 3.2.2: a server accepts the absolute form, and its authority is
             // the host (the Host field is ignored). Routed and forwarded in origin form.
             guard let authority else {
@@ -1106,22 +1106,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     // MARK: Helpers
-
-    /// An absolute-form target (`http://host:port/path?query`) as its authority and origin-form
-    /// target; nil if the target is not absolute-form, a nil authority if it is unusable (empty,
-    /// or with user information).
-    static func absoluteForm(_ uri: String) -> (authority: String?, target: String)? {
-        let lowered = uri.prefix(8).lowercased()
-        let schemeLength = lowered.hasPrefix("http://") ? 7 : lowered.hasPrefix("https://") ? 8 : 0
-        guard schemeLength > 0 else { return nil }
-        let rest = uri.dropFirst(schemeLength)
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        var target = String(rest[authorityEnd...])
-        if !target.hasPrefix("/") { target = "/" + target }
-        if authority.isEmpty || authority.contains("@") { return (nil, target) }
-        return (String(authority), target)
-    }
 
     /// A client's X-Request-Id is kept when it is 1-128 of [A-Za-z0-9._:-]; otherwise one is made.
     static func requestID(from headers: HTTPHeaders) -> String {
