@@ -35,7 +35,7 @@ func exercise(_ keys: [JWTKey]) {
         }
         guard key.canSign, key.canVerify, signsQuickly(key), let alg = key.algorithms.first else { continue }
         do {
-            let signature = try Harness.message.withUnsafeBytes { bytes throws(KeyError) in try key.sign(alg, message: bytes) }
+            let signature = try Harness.message.withUnsafeBytes { bytes throws(AuthFailure) in try key.sign(alg, message: bytes) }
             let ok = Harness.message.withUnsafeBytes { m in signature.withUnsafeBytes { s in key.verify(alg, message: m, signature: s) } }
             require(ok, "\(key.label) does not verify its own \(alg.rawValue) signature")
         } catch {
