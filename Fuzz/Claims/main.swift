@@ -35,7 +35,7 @@ func sign(_ payload: UnsafeRawBufferPointer, key: JWTKey, algorithm: Algorithm) 
     let header = "{\"alg\":\"\(algorithm.rawValue)\",\"kid\":\"\(key.kid ?? "")\",\"typ\":\"JWT\"}"
     let input = Base64URL.encode(header.utf8) + "." + Base64URL.encode(payload)
     do {
-        let signature = try Array(input.utf8).withUnsafeBytes { bytes throws(KeyError) in try key.sign(algorithm, message: bytes) }
+        let signature = try Array(input.utf8).withUnsafeBytes { bytes throws(AuthFailure) in try key.sign(algorithm, message: bytes) }
         return input + "." + Base64URL.encode(signature)
     } catch {
         fatalError("fuzz signing: \(error)")

@@ -122,7 +122,7 @@ package enum FuzzGateway {
         let header = "{\"alg\":\"\(algorithm.rawValue)\",\"kid\":\"\(key.kid ?? "")\",\"typ\":\"JWT\"}"
         let input = Base64URL.encode(header.utf8) + "." + Base64URL.encode(payload)
         let signature: [UInt8]
-        do { signature = try Array(input.utf8).withUnsafeBytes { bytes throws(KeyError) in try key.sign(algorithm, message: bytes) } } catch {
+        do { signature = try Array(input.utf8).withUnsafeBytes { bytes throws(AuthFailure) in try key.sign(algorithm, message: bytes) } } catch {
             fatalError("fuzz signing: \(error)")
         }
         return input + "." + Base64URL.encode(signature)

@@ -48,7 +48,7 @@ struct KeySourceOptions: ParsableArguments {
             }
             return try KeyStore(directory: keyDirectory(config))
         } catch {
-            throw .usage("cannot load keys:\n\(error)")
+            throw .usage("cannot load keys:\n\(error.message)")
         }
     }
 }

@@ -34,7 +34,7 @@ struct KeysGenerate: ParsableCommand {
     func run() throws {
         let config = try source.loadConfig()
         let directory = dir ?? source.keyDirectory(config)
-        let result = Result { () throws(KeyFolder.Failure) -> KeyFolder.Written in
+        let result = Result { () throws(AuthFailure) -> KeyFolder.Written in
             try KeyFolder.generate(Algorithm(rawValue: alg)!, kid: kid, in: directory)
         }
         guard case .success(let written) = result else {

@@ -38,7 +38,7 @@ struct ServeCommand: ParsableCommand {
                 logger.notice("no signing key: made a development ES256 key", metadata: ["kid": "\(made.kid)", "private": "\(made.privatePath)"])
             }
         } catch {
-            throw CLIExit.usage("\(error)")
+            throw CLIExit.usage(error.message)
         }
         let configPath = config
         let started = DispatchSemaphore(value: 0)
@@ -59,7 +59,7 @@ struct ServeCommand: ParsableCommand {
             started.signal()
         }
         started.wait()
-        if let startError = outcome.error { throw CLIExit.usage("cannot start on \(settings.server.host):\(settings.server.port): \(startError)") }
+        if let startError = outcome.error { throw CLIExit.usage("cannot start on \(settings.server.host):\(settings.server.port): \(operatorText(startError))") }
         guard let server = outcome.server else { throw CLIExit.usage("cannot start") }
 
         let signals = SignalHandlers()
@@ -67,7 +67,7 @@ struct ServeCommand: ParsableCommand {
             do {
                 try server.reload(configPath: configPath)
             } catch {
-                logger.error("reload refused; the running config and keys keep serving", metadata: ["error": "\(error)"])
+                logger.error("reload refused; the running config and keys keep serving", metadata: ["error": "\(operatorText(error))"])
             }
         }
         let stop: @Sendable () -> Void = {

@@ -86,8 +86,8 @@ import Testing
         try #"{"keys":[{"kty":"RSA"}]}"#.write(toFile: dir + "/extra.json", atomically: true, encoding: .utf8)
         try "ignored".write(toFile: dir + "/README.md", atomically: true, encoding: .utf8)
         #expect { try KeyRing.load(directory: dir) } throws: { error in
-            let text = "\(error)"
-            return text.contains("extra.json") && text.contains("key #0") && text.contains("missing \"n\"")
+            guard let failure = error as? AuthFailure, failure.reason == .keyConfig else { return false }
+            return failure.message.contains("extra.json") && failure.message.contains("key #0") && failure.message.contains("missing \"n\"")
         }
     }
 

@@ -61,7 +61,7 @@ import Testing
         let limits = LoginLimits(perIP: 1_000, perEmail: 3, window: 300, clock: { 1_000 })
         let right = await withTaskGroup(of: Bool.self) { group in
             for _ in 0..<20 {
-                group.addTask { (try? await limits.attempt(email: "a@x.io") { () async throws(AuthService.Failure) -> Bool? in await Task.yield(); return true }) == true }
+                group.addTask { (try? await limits.attempt(email: "a@x.io") { () async throws(RuntimeError) -> Bool? in await Task.yield(); return true }) == true }
             }
             return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
@@ -70,13 +70,13 @@ import Testing
             for _ in 0..<10 {
                 group.addTask {
                     do {
-                        _ = try await limits.attempt(email: "a@x.io") { () async throws(AuthService.Failure) -> Bool? in
+                        _ = try await limits.attempt(email: "a@x.io") { () async throws(RuntimeError) -> Bool? in
                             await Task.yield()
                             return nil
                         }
                         return nil
-                    } catch let error as AuthService.Failure {
-                        return error.status == 429 && error.code == "over_request_rate_limit" ? error.retryAfter : -1
+                    } catch let error as RuntimeError {
+                        return error.code == .overRequestRateLimit ? error.retryAfter : -1
                     } catch {
                         return -1
                     }
@@ -86,8 +86,8 @@ import Testing
         }
         // Only attempts let through reach the check (and fail): exactly the three the bucket held.
         #expect(outcomes.filter { $0 == nil }.count == 3 && outcomes.compactMap { $0 }.allSatisfy { $0 == 100 }, "\(outcomes)")
-        await #expect(throws: AuthService.Failure.self) { try await limits.attempt(email: "a@x.io") { () async throws(AuthService.Failure) -> Bool? in true } }
-        #expect(try await limits.attempt(email: "b@x.io") { () async throws(AuthService.Failure) -> Bool? in true } == true, "another account is untouched")
+        await #expect(throws: RuntimeError.self) { try await limits.attempt(email: "a@x.io") { () async throws(RuntimeError) -> Bool? in true } }
+        #expect(try await limits.attempt(email: "b@x.io") { () async throws(RuntimeError) -> Bool? in true } == true, "another account is untouched")
     }
 
     /// However long the email sent, its entry is small, and it still counts as itself.
@@ -96,15 +96,15 @@ import Testing
         #expect(LoginLimits.key(long).utf8.count < 100 && LoginLimits.key(long) != LoginLimits.key(long + "x"))
         #expect(LoginLimits.key("a@x.io") == "a@x.io")
         let limits = LoginLimits(perIP: 1_000, perEmail: 1, window: 300, clock: { 1_000 })
-        #expect(try await limits.attempt(email: long) { () async throws(AuthService.Failure) -> Bool? in nil } == nil)
-        await #expect(throws: AuthService.Failure.self) { try await limits.attempt(email: long) { () async throws(AuthService.Failure) -> Bool? in true } }
+        #expect(try await limits.attempt(email: long) { () async throws(RuntimeError) -> Bool? in nil } == nil)
+        await #expect(throws: RuntimeError.self) { try await limits.attempt(email: long) { () async throws(RuntimeError) -> Bool? in true } }
     }
 
     @Test func perIPCountsEveryAttempt() throws {
         let limits = LoginLimits(perIP: 2, perEmail: 1_000, window: 60, clock: { 5_000 })
         try limits.admit(ip: "203.0.113.9")
         try limits.admit(ip: "203.0.113.9")
-        #expect { try limits.admit(ip: "203.0.113.9") } throws: { ($0 as? AuthService.Failure)?.retryAfter == 30 }
+        #expect { try limits.admit(ip: "203.0.113.9") } throws: { ($0 as? RuntimeError)?.retryAfter == 30 }
         try limits.admit(ip: "203.0.113.10")
     }
 }

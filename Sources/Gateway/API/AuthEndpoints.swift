@@ -25,9 +25,9 @@ struct AuthEndpoints {
     }
 
     /// A refusal of the identity service; a rate limit's says when to come back (`Retry-After`).
-    func error(_ failure: AuthService.Failure) -> LocalResponse {
+    func error(_ failure: RuntimeError) -> LocalResponse {
         let reasons = failure.weakPasswordReasons.map { [("weak_password", JSONValue.object([("reasons", .array($0.map(JSONValue.string)))]))] } ?? []
-        var response = error(failure.status, failure.code, failure.message, extra: reasons)
+        var response = error(Int(failure.httpStatus.code), failure.code.rawValue, failure.message, extra: reasons)
         if let seconds = failure.retryAfter { response.headers.add(name: "retry-after", value: String(seconds)) }
         response.note = failure.detail
         return response
@@ -82,7 +82,7 @@ struct AuthEndpoints {
             case .success(let identity):
                 guard let userID = identity.userID else { return error(403, "user_not_found", "User from sub claim in JWT does not exist") }
                 let found: User?
-                do { found = try await api.store.user(id: userID) } catch { return self.error(.storage(error)) }
+                do { found = try await api.store.user(id: userID) } catch { return self.error(.storeFailed(error)) }
                 guard let user = found, !user.disabled else {
                     return error(403, "user_not_found", "User from sub claim in JWT does not exist")
                 }
@@ -118,7 +118,7 @@ struct AuthEndpoints {
                     return .failure(error(403, "session_not_found", "Session from session_id claim in JWT does not exist"))
                 }
                 let found: Session?
-                do { found = try await api.store.session(id: sessionID) } catch { return .failure(self.error(.storage(error))) }
+                do { found = try await api.store.session(id: sessionID) } catch { return .failure(self.error(.storeFailed(error))) }
                 guard let session = found, session.isLive(at: Timestamp.now()), session.userID == identity.userID
                 else { return .failure(error(403, "session_not_found", "Session from session_id claim in JWT does not exist")) }
             }

@@ -82,11 +82,8 @@ struct SessionEndpoints {
             }
         } catch let failure as RuntimeError {
             switch failure.code {
-            case .duplicateSession: return error(.conflict, failure.code.rawValue, failure.message)
-            case .sessionLimit: return error(.tooManyRequests, failure.code.rawValue, failure.message)
-            case .notFound: return error(.notFound, failure.code.rawValue, failure.message)
-            case .invalidIntent: return error(.badRequest, failure.code.rawValue, failure.message)
-            case .storage: return unavailable(failure)
+            case .storage, .runtimeUnavailable: return unavailable(failure)
+            default: return error(failure.httpStatus, failure.code.rawValue, failure.message)
             }
         } catch {
             return unavailable(error)

@@ -62,14 +62,16 @@ final class RemoteJWKS: Sendable {
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "accept", value: "application/json")
             let response = try await client.execute(request, timeout: .seconds(10))
-            guard response.status == .ok else { throw KeyRingError(["\(url): HTTP \(response.status.code)"]) }
+            guard response.status == .ok else { throw AuthFailure(.keyConfig, "\(url): HTTP \(response.status.code)") }
             let body = try await response.body.collect(upTo: 1 << 20)
             let fetched = try KeyRing.jwks(Array(buffer: body), source: url).filter { !$0.isPrivate && !$0.isSecret }
-            guard !fetched.isEmpty else { throw KeyRingError(["\(url): no usable public keys"]) }
+            guard !fetched.isEmpty else { throw AuthFailure(.keyConfig, "\(url): no usable public keys") }
             keys.setRemoteKeys(fetched, from: url)
             logger.info("jwks fetched", metadata: ["url": "\(url)", "keys": "\(fetched.count)", "kids": "\(fetched.compactMap(\.kid))"])
         } catch {
-            logger.warning("jwks fetch failed; keeping the last good keys", metadata: ["url": "\(url)", "error": "\(error)"])
+            // A key problem's lines name the URL (and the key) already; other errors (HTTP client) as they are.
+            let text = (error as? AuthFailure)?.message ?? "\(error)"
+            logger.warning("jwks fetch failed; keeping the last good keys", metadata: ["url": "\(url)", "error": "\(text)"])
         }
     }
 

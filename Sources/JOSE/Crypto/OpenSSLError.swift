@@ -1,11 +1,12 @@
 private import COpenSSL
 
 /// A libcrypto call that failed, with OpenSSL's own error queue as the explanation.
-public struct OpenSSLError: Error, Sendable, CustomStringConvertible {
-    public let operation: String
-    public let details: [String]
+/// Internal: callers outside the crypto files see its description inside an ``AuthFailure``.
+struct OpenSSLError: Error, Sendable, CustomStringConvertible {
+    let operation: String
+    let details: [String]
 
-    public var description: String {
+    var description: String {
         details.isEmpty ? "\(operation) failed" : "\(operation) failed: \(details.joined(separator: "; "))"
     }
 

@@ -44,7 +44,7 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
     private static let idleLimit = 32
 
     /// Takes ownership of `raw`.
-    init(taking raw: OpaquePointer) throws(KeyError) {
+    init(taking raw: OpaquePointer) throws(AuthFailure) {
         self.raw = raw
         let id = EVP_PKEY_get_base_id(raw)
         if id == cossl_pkey_rsa() || id == cossl_pkey_rsa_pss() {
@@ -60,7 +60,7 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
             else {
                 EVP_PKEY_free(raw)
                 OpenSSLError.clearQueue()
-                throw KeyError("EC key on an unsupported curve (supported: P-256, P-384, P-521)")
+                throw AuthFailure(.keyConfig, "EC key on an unsupported curve (supported: P-256, P-384, P-521)")
             }
             kind = .ec(curve: curve)
             var priv: OpaquePointer? = nil
@@ -72,7 +72,7 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
             hasPrivate = EVP_PKEY_get_raw_private_key(raw, nil, &length) == 1
         } else {
             EVP_PKEY_free(raw)
-            throw KeyError("unsupported key type (supported: RSA, EC P-256/384/521, Ed25519)")
+            throw AuthFailure(.keyConfig, "unsupported key type (supported: RSA, EC P-256/384/521, Ed25519)")
         }
         OpenSSLError.clearQueue()
     }
@@ -200,11 +200,4 @@ final class PKey: @unchecked Sendable {  // immutable EVP_PKEY, read concurrentl
         }
         return signature
     }
-}
-
-/// A key that cannot be loaded or used, with the reason in words.
-public struct KeyError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

@@ -43,9 +43,9 @@ final class ParamBuilder {
     }
 
     /// Builds the params and hands them to `body`, freeing them afterwards.
-    func withParams<T>(_ body: (UnsafeMutablePointer<OSSL_PARAM>) throws(KeyError) -> T) throws(KeyError) -> T {
+    func withParams<T>(_ body: (UnsafeMutablePointer<OSSL_PARAM>) throws(AuthFailure) -> T) throws(AuthFailure) -> T {
         guard !failed, let params = OSSL_PARAM_BLD_to_param(builder) else {
-            throw KeyError("key parameters unusable: \(OpenSSLError.drain("OSSL_PARAM_BLD"))")
+            throw AuthFailure(.keyConfig, "key parameters unusable: \(OpenSSLError.drain("OSSL_PARAM_BLD"))")
         }
         defer { OSSL_PARAM_free(params) }
         return try body(params)

@@ -18,8 +18,9 @@ public enum PasswordHash {
         public static let fast = Cost(logN: 10, r: 8, p: 1)
     }
 
-    /// Hashes a password with a fresh 16-byte salt.
-    public static func hash(_ password: String, cost: Cost = .standard) throws(KeyError) -> String {
+    /// Hashes a password with a fresh 16-byte salt; `crypto_failure` when scrypt fails (a cost
+    /// beyond its memory limit, or OpenSSL itself).
+    public static func hash(_ password: String, cost: Cost = .standard) throws(AuthFailure) -> String {
         let salt = secureRandomBytes(16)
         let derived = try scrypt(Array(password.utf8), salt: salt, cost: cost)
         return "$scrypt$ln=\(cost.logN),r=\(cost.r),p=\(cost.p)$\(Base64URL.encode(salt))$\(Base64URL.encode(derived))"
@@ -42,7 +43,7 @@ public enum PasswordHash {
         return CRYPTO_memcmp(derived, expected, 32) == 0
     }
 
-    private static func scrypt(_ password: [UInt8], salt: [UInt8], cost: Cost) throws(KeyError) -> [UInt8] {
+    private static func scrypt(_ password: [UInt8], salt: [UInt8], cost: Cost) throws(AuthFailure) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         let n = UInt64(1) << UInt64(cost.logN)
         let maxMemory = UInt64(128 * cost.r) * (n + UInt64(cost.p) + 2) + 1024 * 1024
@@ -52,7 +53,7 @@ public enum PasswordHash {
                                s.baseAddress, s.count, n, UInt64(cost.r), UInt64(cost.p), maxMemory, &out, out.count)
             }
         }
-        guard rc == 1 else { throw KeyError("scrypt failed: \(OpenSSLError.drain("EVP_PBE_scrypt"))") }
+        guard rc == 1 else { throw AuthFailure(.cryptoFailure, "scrypt failed: \(OpenSSLError.drain("EVP_PBE_scrypt"))") }
         return out
     }
 }

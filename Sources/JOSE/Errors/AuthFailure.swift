@@ -1,5 +1,7 @@
-/// Why a token, a request or a session was refused: one reason from a fixed vocabulary and a
-/// human message.
+/// Why a token, a request or a session was refused, or why JOSE could not do what it was
+/// asked (load a key, parse JSON, sign): one reason from a fixed vocabulary and a human
+/// message. It is the only error JOSE throws; its own lower-level failures (OpenSSL's error
+/// queue, jansson's parse errors) end up in the message.
 ///
 /// The reason is what clients, metrics and exit codes see; the message is for people and logs.
 /// Edges (HTTP, WebSocket, CLI) map the reason to their own codes and never show more than the
@@ -9,7 +11,9 @@ public struct AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Reason: String, Sendable, CaseIterable {
         /// No token was presented where one is required.
         case missingToken = "missing_token"
-        /// Not a compact JWS: wrong number of parts, bad base64url, bad JSON, wrong types.
+        /// Not a compact JWS: wrong number of parts, bad base64url, bad JSON, wrong types. Also
+        /// any JSON that does not parse (``JSONDocument``, ``JSONValue``), with jansson's
+        /// explanation and the byte where it stopped.
         case malformed
         /// Larger than the configured maximum token size.
         case tokenTooLarge = "token_too_large"
@@ -41,6 +45,16 @@ public struct AuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
         case sessionRevoked = "session_revoked"
         /// Authenticated, but the route's policy does not allow this identity.
         case forbidden
+
+        // Not a token's fault: the gateway's own keys and crypto. Never a verification answer.
+
+        /// The gateway's keys: a key file, JWK, JWKS or secret that cannot be loaded (each line
+        /// of the message names its source), a key folder that cannot be read or written, a
+        /// key that may not sign what was asked, or no key in the ring that can.
+        case keyConfig = "key_config"
+        /// libcrypto failed where it should not (signing, key generation, password hashing);
+        /// the message carries OpenSSL's error queue.
+        case cryptoFailure = "crypto_failure"
     }
 
     public let reason: Reason

@@ -18,7 +18,24 @@ public final class JSONDocument: @unchecked Sendable {  // immutable after init;
     /// hold as an integer: such a document is read again with every number as a double, so
     /// `{"exp":18446744073709551616}` reaches the claim checks (and their reason) instead of
     /// failing as unparseable. A number beyond a double's range is refused with that reason.
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONError) -> JSONDocument {
+    /// Refused input is `malformed`, with jansson's explanation and the byte where it stopped.
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(AuthFailure) -> JSONDocument {
+        do { return try read(bytes) } catch { throw error.failure }
+    }
+
+    /// Parses an object or array from bytes.
+    public static func parse(_ bytes: [UInt8]) throws(AuthFailure) -> JSONDocument {
+        do { return try read(bytes) } catch { throw error.failure }
+    }
+
+    /// Parses an object or array from a string.
+    public static func parse(_ text: String) throws(AuthFailure) -> JSONDocument {
+        try parse(Array(text.utf8))
+    }
+
+    /// `parse(_:)` with jansson's failure as it is, for JOSE's own
+    /// callers, which put it in their own words ("claims are not valid JSON: ...").
+    static func read(_ bytes: UnsafeRawBufferPointer) throws(JSONError) -> JSONDocument {
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self), !bytes.isEmpty else {
             throw JSONError(message: "empty input", position: 0)
         }
@@ -34,16 +51,10 @@ public final class JSONDocument: @unchecked Sendable {  // immutable after init;
         throw JSONError(message: Self.text(of: error), position: Int(error.position))
     }
 
-    /// Parses an object or array from bytes.
-    public static func parse(_ bytes: [UInt8]) throws(JSONError) -> JSONDocument {
+    static func read(_ bytes: [UInt8]) throws(JSONError) -> JSONDocument {
         do {
-            return try bytes.withUnsafeBytes { buffer in try parse(buffer) }
+            return try bytes.withUnsafeBytes { buffer in try read(buffer) }
         } catch let error as JSONError { throw error } catch { fatalError("unreachable: \(error)") }
-    }
-
-    /// Parses an object or array from a string.
-    public static func parse(_ text: String) throws(JSONError) -> JSONDocument {
-        try parse(Array(text.utf8))
     }
 
     /// The top-level value.
@@ -58,10 +69,12 @@ public final class JSONDocument: @unchecked Sendable {  // immutable after init;
 }
 
 /// A JSON parse failure with jansson's explanation and the byte offset where it stopped.
-public struct JSONError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public let position: Int
-    public var description: String { "\(message) (at byte \(position))" }
+/// Internal: JOSE's callers see it as ``AuthFailure`` (`malformed`), or in their own message.
+struct JSONError: Error, Sendable, CustomStringConvertible {
+    let message: String
+    let position: Int
+    var description: String { "\(message) (at byte \(position))" }
+    var failure: AuthFailure { AuthFailure(.malformed, description) }
 }
 
 /// A read-only view of one value inside a ``JSONDocument``; it keeps the document alive.
@@ -191,8 +204,8 @@ public indirect enum JSONValue: Sendable {
         return Self.dump(json, pretty: pretty)
     }
 
-    /// Parses any JSON value (including scalars) from text.
-    public static func parse(_ text: String) throws(JSONError) -> JSONValue {
+    /// Parses any JSON value (including scalars) from text; refused text is `malformed`.
+    public static func parse(_ text: String) throws(AuthFailure) -> JSONValue {
         var error = json_error_t()
         let bytes = Array(text.utf8)
         let parsed: UnsafeMutablePointer<json_t>? = bytes.withUnsafeBufferPointer { b in
@@ -202,7 +215,7 @@ public indirect enum JSONValue: Sendable {
         }
         guard let parsed else {
             let message = withUnsafeBytes(of: error.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            throw JSONError(message: message, position: Int(error.position))
+            throw JSONError(message: message, position: Int(error.position)).failure
         }
         defer { cj_decref(parsed) }
         return JSONNode(document: JSONDocument.retaining(parsed), raw: OpaquePointer(parsed)).jsonValue

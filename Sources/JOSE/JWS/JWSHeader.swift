@@ -15,7 +15,7 @@ public struct JWSHeader: Sendable {
     /// Parses decoded header bytes.
     public init(decoded bytes: [UInt8]) throws(AuthFailure) {
         let document: JSONDocument
-        do { document = try JSONDocument.parse(bytes) } catch {
+        do { document = try JSONDocument.read(bytes) } catch {
             throw AuthFailure(.malformed, "header is not valid JSON: \(error)")
         }
         try self.init(json: document.value)

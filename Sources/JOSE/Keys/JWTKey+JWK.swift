@@ -1,35 +1,35 @@
 extension JWTKey {
     /// Reads a JWK (RFC 7517): `oct`, `RSA`, `EC` (P-256/384/521) and `OKP` (Ed25519), public
     /// or private. Its `kid` and `alg` win; `use` and `key_ops` restrict what it may do.
-    public static func jwk(_ node: JSONNode, source: String, modified: Double = 0) throws(KeyError) -> JWTKey {
-        guard node.kind == .object else { throw KeyError("a JWK must be a JSON object") }
-        func string(_ name: String) throws(KeyError) -> String? {
+    public static func jwk(_ node: JSONNode, source: String, modified: Double = 0) throws(AuthFailure) -> JWTKey {
+        guard node.kind == .object else { throw AuthFailure(.keyConfig, "a JWK must be a JSON object") }
+        func string(_ name: String) throws(AuthFailure) -> String? {
             guard let member = node[name] else { return nil }
-            guard let s = member.string else { throw KeyError("JWK \"\(name)\" must be a string") }
+            guard let s = member.string else { throw AuthFailure(.keyConfig, "JWK \"\(name)\" must be a string") }
             return s
         }
-        func bytes(_ name: String, required: Bool = true) throws(KeyError) -> [UInt8]? {
+        func bytes(_ name: String, required: Bool = true) throws(AuthFailure) -> [UInt8]? {
             guard let text = try string(name) else {
-                if required { throw KeyError("JWK is missing \"\(name)\"") }
+                if required { throw AuthFailure(.keyConfig, "JWK is missing \"\(name)\"") }
                 return nil
             }
-            guard let decoded = Base64URL.decode(text) else { throw KeyError("JWK \"\(name)\" is not strict base64url") }
+            guard let decoded = Base64URL.decode(text) else { throw AuthFailure(.keyConfig, "JWK \"\(name)\" is not strict base64url") }
             return decoded
         }
-        guard let kty = try string("kty") else { throw KeyError("JWK is missing \"kty\"") }
+        guard let kty = try string("kty") else { throw AuthFailure(.keyConfig, "JWK is missing \"kty\"") }
         let kid = try string("kid")
         let use = try string("use")
         var keyOps: [String]? = nil
         if let ops = node["key_ops"] {
             guard let items = ops.array?.compactMap(\.string), items.count == ops.array?.count else {
-                throw KeyError("JWK \"key_ops\" must be an array of strings")
+                throw AuthFailure(.keyConfig, "JWK \"key_ops\" must be an array of strings")
             }
             keyOps = items
         }
         var boundAlgorithm: Algorithm? = nil
         if let name = try string("alg") {
             do { boundAlgorithm = try Algorithm.parse(name) } catch {
-                throw KeyError("JWK alg \"\(name)\" is not a signature algorithm this gateway supports")
+                throw AuthFailure(.keyConfig, "JWK alg \"\(name)\" is not a signature algorithm this gateway supports")
             }
         }
 
@@ -49,20 +49,20 @@ extension JWTKey {
             }
             material = .pkey(try PKey.rsa(c))
         case "EC":
-            guard let crv = try string("crv") else { throw KeyError("EC JWK is missing \"crv\"") }
-            guard let curve = PKey.Curve(rawValue: crv) else { throw KeyError("EC curve \"\(crv)\" is not supported (P-256, P-384, P-521)") }
+            guard let crv = try string("crv") else { throw AuthFailure(.keyConfig, "EC JWK is missing \"crv\"") }
+            guard let curve = PKey.Curve(rawValue: crv) else { throw AuthFailure(.keyConfig, "EC curve \"\(crv)\" is not supported (P-256, P-384, P-521)") }
             material = .pkey(try PKey.ec(curve: curve, x: try bytes("x")!, y: try bytes("y")!, d: try bytes("d", required: false)))
         case "OKP":
-            guard let crv = try string("crv") else { throw KeyError("OKP JWK is missing \"crv\"") }
-            guard crv == "Ed25519" else { throw KeyError("OKP curve \"\(crv)\" is not supported (Ed25519)") }
+            guard let crv = try string("crv") else { throw AuthFailure(.keyConfig, "OKP JWK is missing \"crv\"") }
+            guard crv == "Ed25519" else { throw AuthFailure(.keyConfig, "OKP curve \"\(crv)\" is not supported (Ed25519)") }
             material = .pkey(try PKey.ed25519(x: try bytes("x")!, d: try bytes("d", required: false)))
         default:
-            throw KeyError("JWK kty \"\(kty)\" is not supported (oct, RSA, EC, OKP)")
+            throw AuthFailure(.keyConfig, "JWK kty \"\(kty)\" is not supported (oct, RSA, EC, OKP)")
         }
         var algorithms = try defaultAlgorithms(for: material)
         if let boundAlgorithm {
             guard algorithms.contains(boundAlgorithm) else {
-                throw KeyError("JWK alg \(boundAlgorithm.rawValue) does not fit a \(kty) key (it could serve \(algorithms.map(\.rawValue).joined(separator: ", ")))")
+                throw AuthFailure(.keyConfig, "JWK alg \(boundAlgorithm.rawValue) does not fit a \(kty) key (it could serve \(algorithms.map(\.rawValue).joined(separator: ", ")))")
             }
             algorithms = [boundAlgorithm]
         }

@@ -85,17 +85,17 @@ public final class JWTKey: Sendable {
     }
 
     /// Signs `message` for `alg`.
-    public func sign(_ alg: Algorithm, message: UnsafeRawBufferPointer) throws(KeyError) -> [UInt8] {
-        guard canSign else { throw KeyError("key \(label) cannot sign (no private part, or restricted by use/key_ops)") }
+    public func sign(_ alg: Algorithm, message: UnsafeRawBufferPointer) throws(AuthFailure) -> [UInt8] {
+        guard canSign else { throw AuthFailure(.keyConfig, "key \(label) cannot sign (no private part, or restricted by use/key_ops)") }
         guard algorithms.contains(alg) else {
-            throw KeyError("key \(label) may not sign \(alg.rawValue) (allowed: \(algorithms.map(\.rawValue).joined(separator: ", ")))")
+            throw AuthFailure(.keyConfig, "key \(label) may not sign \(alg.rawValue) (allowed: \(algorithms.map(\.rawValue).joined(separator: ", ")))")
         }
         do {
             switch material {
             case .secret(let secret): return try secret.mac(alg, message)
             case .pkey(let key): return try key.sign(alg, message: message)
             }
-        } catch { throw KeyError("signing with \(label) failed: \(error)") }
+        } catch { throw AuthFailure(.cryptoFailure, "signing with \(label) failed: \(error)") }
     }
 
     /// The public JWK to publish, or nil for an HMAC secret.
@@ -127,18 +127,18 @@ public final class JWTKey: Sendable {
 
 extension JWTKey {
     /// The algorithms a key of this material serves when no `alg` binds it.
-    static func defaultAlgorithms(for material: Material) throws(KeyError) -> [Algorithm] {
+    static func defaultAlgorithms(for material: Material) throws(AuthFailure) -> [Algorithm] {
         switch material {
         case .secret(let secret):
             let algs = [Algorithm.HS256, .HS384, .HS512].filter { secret.bytes.count >= $0.digestSize }
             if algs.isEmpty {
-                throw KeyError("HMAC secret is \(secret.bytes.count) bytes; at least 32 are required (RFC 7518 section 3.2)")
+                throw AuthFailure(.keyConfig, "HMAC secret is \(secret.bytes.count) bytes; at least 32 are required (RFC 7518 section 3.2)")
             }
             return algs
         case .pkey(let key):
             switch key.kind {
             case .rsa(let bits, let pssOnly):
-                if bits < 2048 { throw KeyError("RSA key is \(bits) bits; at least 2048 are required (RFC 7518 section 3.3)") }
+                if bits < 2048 { throw AuthFailure(.keyConfig, "RSA key is \(bits) bits; at least 2048 are required (RFC 7518 section 3.3)") }
                 return pssOnly ? [.PS256, .PS384, .PS512] : [.RS256, .RS384, .RS512, .PS256, .PS384, .PS512]
             case .ec(let curve): return [curve.algorithm]
             case .ed25519: return [.EdDSA]
@@ -147,22 +147,22 @@ extension JWTKey {
     }
 
     /// Makes a key from PEM text; the kid is usually the file name without `.pem`.
-    public static func pem(_ text: [UInt8], kid: String?, source: String, modified: Double = 0) throws(KeyError) -> JWTKey {
+    public static func pem(_ text: [UInt8], kid: String?, source: String, modified: Double = 0) throws(AuthFailure) -> JWTKey {
         let material = Material.pkey(try PKey.pem(text))
         return JWTKey(kid: kid, algorithms: try defaultAlgorithms(for: material), source: source, modified: modified, material: material)
     }
 
     /// Makes an HMAC key from the secret's bytes, exactly as given.
-    public static func secret(_ bytes: [UInt8], kid: String?, algorithm: Algorithm? = nil, source: String, modified: Double = 0) throws(KeyError) -> JWTKey {
-        if bytes.isEmpty { throw KeyError("HMAC secret is empty") }
+    public static func secret(_ bytes: [UInt8], kid: String?, algorithm: Algorithm? = nil, source: String, modified: Double = 0) throws(AuthFailure) -> JWTKey {
+        if bytes.isEmpty { throw AuthFailure(.keyConfig, "HMAC secret is empty") }
         let secret: HMACSecret
-        do { secret = try HMACSecret(bytes) } catch { throw KeyError("HMAC secret unusable: \(error)") }
+        do { secret = try HMACSecret(bytes) } catch { throw AuthFailure(.keyConfig, "HMAC secret unusable: \(error)") }
         let material = Material.secret(secret)
         var algorithms = try defaultAlgorithms(for: material)
         if let algorithm {
-            guard algorithm.family == .hmac else { throw KeyError("alg \(algorithm.rawValue) does not fit an HMAC secret") }
+            guard algorithm.family == .hmac else { throw AuthFailure(.keyConfig, "alg \(algorithm.rawValue) does not fit an HMAC secret") }
             guard bytes.count >= algorithm.digestSize else {
-                throw KeyError("HMAC secret is \(bytes.count) bytes; \(algorithm.rawValue) needs at least \(algorithm.digestSize)")
+                throw AuthFailure(.keyConfig, "HMAC secret is \(bytes.count) bytes; \(algorithm.rawValue) needs at least \(algorithm.digestSize)")
             }
             algorithms = [algorithm]
         }
@@ -170,7 +170,7 @@ extension JWTKey {
     }
 
     /// Generates a new private key for `alg` (HS* makes a 64-byte random secret).
-    public static func generate(for alg: Algorithm, kid: String, source: String, modified: Double) throws(KeyError) -> JWTKey {
+    public static func generate(for alg: Algorithm, kid: String, source: String, modified: Double) throws(AuthFailure) -> JWTKey {
         if alg.family == .hmac {
             return try secret(secureRandomBytes(64), kid: kid, source: source, modified: modified)
         }

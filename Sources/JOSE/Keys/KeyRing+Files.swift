@@ -1,21 +1,22 @@
 import Foundation
 
-/// Keys that could not be loaded, one line per problem, each naming its file.
-public struct KeyRingError: Error, Sendable, CustomStringConvertible {
-    public let problems: [String]
-    public init(_ problems: [String]) { self.problems = problems }
-    public var description: String { problems.joined(separator: "\n") }
+extension AuthFailure {
+    /// Keys that could not be loaded: `key_config`, one line per problem, each naming its file.
+    static func keys(_ problems: [String]) -> AuthFailure {
+        AuthFailure(.keyConfig, problems.joined(separator: "\n"))
+    }
 }
 
 extension KeyRing {
     /// Loads every key in a folder: `*.json` (a JWKS or one JWK, public or private), `*.pem`
     /// (SPKI, PKCS#8, traditional EC/RSA, certificates) and `*.secret` (HMAC, the file's bytes
     /// exactly). A PEM or secret's kid is its file name without the extension. Other files are
-    /// ignored. Any unreadable key fails the whole load, so nothing is silently missing.
-    public static func load(directory: String) throws(KeyRingError) -> KeyRing {
+    /// ignored. Any unreadable key fails the whole load, so nothing is silently missing: the
+    /// failure is `key_config`, its message one line per problem, each naming its file.
+    public static func load(directory: String) throws(AuthFailure) -> KeyRing {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted() } catch {
-            throw KeyRingError(["\(directory): cannot read the key folder (\(error.localizedDescription))"])
+            throw .keys(["\(directory): cannot read the key folder (\(error.localizedDescription))"])
         }
         var keys: [JWTKey] = [], problems: [String] = [], warnings: [String] = []
         for name in names where !name.hasPrefix(".") {
@@ -28,16 +29,16 @@ extension KeyRing {
                 keys += loaded.keys
                 warnings += loaded.warnings
             } catch {
-                problems += error.problems
+                problems.append(error.message)
             }
         }
-        if !problems.isEmpty { throw KeyRingError(problems) }
+        if !problems.isEmpty { throw .keys(problems) }
         return KeyRing(keys: keys, warnings: warnings)
     }
 
     /// Loads one file by its extension: `.json` JWKS/JWK, `.pem`, `.secret` (anything else is
     /// read as PEM if it looks like PEM, else as a secret).
-    public static func load(file path: String) throws(KeyRingError) -> KeyRing {
+    public static func load(file path: String) throws(AuthFailure) -> KeyRing {
         let name = (path as NSString).lastPathComponent
         let data: [UInt8]
         let modified: Double
@@ -51,15 +52,16 @@ extension KeyRing {
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         } catch {
-            throw KeyRingError(["\(path): cannot read (\(error.localizedDescription))"])
+            throw .keys(["\(path): cannot read (\(error.localizedDescription))"])
         }
         var warnings: [String] = []
+        if name.hasSuffix(".json") {
+            // Its problems name the file (and the key in it) already.
+            let keys = try jwks(data, source: path, modified: modified)
+            if keys.contains(where: \.isPrivate), let warning = permissionWarning(path) { warnings.append(warning) }
+            return KeyRing(keys: keys, warnings: warnings)
+        }
         do {
-            if name.hasSuffix(".json") {
-                let keys = try jwks(data, source: path, modified: modified)
-                if keys.contains(where: \.isPrivate), let warning = permissionWarning(path) { warnings.append(warning) }
-                return KeyRing(keys: keys, warnings: warnings)
-            }
             let looksPEM = String(decoding: data.prefix(4096), as: UTF8.self).contains("-----BEGIN ")
             if name.hasSuffix(".pem") || (!name.hasSuffix(".secret") && looksPEM) {
                 let kid = stripExtension(name, ".pem")
@@ -70,29 +72,25 @@ extension KeyRing {
             let key = try JWTKey.secret(data, kid: stripExtension(name, ".secret"), source: path, modified: modified)
             if let warning = permissionWarning(path) { warnings.append(warning) }
             return KeyRing(keys: [key], warnings: warnings)
-        } catch let error as KeyError {
-            throw KeyRingError(["\(path): \(error.message)"])
-        } catch let error as KeyRingError {
-            throw error
         } catch {
-            throw KeyRingError(["\(path): \(error)"])
+            throw AuthFailure(error.reason, "\(path): \(error.message)")
         }
     }
 
     /// Reads a JWKS (`{"keys": [...]}`) or a single JWK.
-    public static func jwks(_ data: [UInt8], source: String, modified: Double = 0) throws(KeyRingError) -> [JWTKey] {
+    public static func jwks(_ data: [UInt8], source: String, modified: Double = 0) throws(AuthFailure) -> [JWTKey] {
         let document: JSONDocument
-        do { document = try JSONDocument.parse(data) } catch {
-            throw KeyRingError(["\(source): not valid JSON: \(error)"])
+        do { document = try JSONDocument.read(data) } catch {
+            throw .keys(["\(source): not valid JSON: \(error)"])
         }
         let root = document.value
         if root["kty"] != nil {
             do { return [try JWTKey.jwk(root, source: source, modified: modified)] } catch {
-                throw KeyRingError(["\(source): \(error.message)"])
+                throw AuthFailure(error.reason, "\(source): \(error.message)")
             }
         }
         guard let list = root["keys"]?.array else {
-            throw KeyRingError(["\(source): expected a JWKS object with a \"keys\" array, or a single JWK"])
+            throw .keys(["\(source): expected a JWKS object with a \"keys\" array, or a single JWK"])
         }
         var keys: [JWTKey] = [], problems: [String] = []
         for (index, node) in list.enumerated() {
@@ -101,7 +99,7 @@ extension KeyRing {
                 problems.append("\(source): key #\(index)\(kid): \(error.message)")
             }
         }
-        if !problems.isEmpty { throw KeyRingError(problems) }
+        if !problems.isEmpty { throw .keys(problems) }
         return keys
     }
 

@@ -56,7 +56,7 @@ public struct KeyRing: Sendable {
     }
 
     /// The key that signs: the newest private key, narrowed by kid and algorithm.
-    public func signingKey(kid: String? = nil, algorithm: Algorithm? = nil) throws(KeyError) -> (key: JWTKey, algorithm: Algorithm) {
+    public func signingKey(kid: String? = nil, algorithm: Algorithm? = nil) throws(AuthFailure) -> (key: JWTKey, algorithm: Algorithm) {
         let candidates = keys.filter { key in
             key.canSign && (kid == nil || key.kid == kid) && (algorithm == nil || key.algorithms.contains(algorithm!))
         }
@@ -64,7 +64,7 @@ public struct KeyRing: Sendable {
             var wanted = "a private key"
             if let kid { wanted += " with kid \"\(kid)\"" }
             if let algorithm { wanted += " for \(algorithm.rawValue)" }
-            throw KeyError("no \(wanted) in the key ring (run `gateway keys generate`)")
+            throw AuthFailure(.keyConfig, "no \(wanted) in the key ring (run `gateway keys generate`)")
         }
         return (key, algorithm ?? key.algorithms[0])
     }

@@ -3,7 +3,7 @@ import Synchronization
 /// The current key ring of a folder, replaceable while the process runs.
 ///
 /// `reload()` reads the folder again and swaps the ring in one step; a folder that fails to
-/// load leaves the old ring serving and throws the reasons. Readers always see a whole ring.
+/// load leaves the old ring serving and throws its problems (`key_config`). Readers always see a whole ring.
 public final class KeyStore: Sendable {
     public let directory: String
 
@@ -21,7 +21,7 @@ public final class KeyStore: Sendable {
 
     private let state: Mutex<State>
 
-    public init(directory: String) throws(KeyRingError) {
+    public init(directory: String) throws(AuthFailure) {
         self.directory = directory
         let fingerprint = KeyRing.fingerprint(directory: directory)
         let ring = try KeyRing.load(directory: directory)
@@ -49,14 +49,14 @@ public final class KeyStore: Sendable {
 
     /// Reads the folder again; on success the new ring replaces the old one.
     @discardableResult
-    public func reload() throws(KeyRingError) -> KeyRing {
+    public func reload() throws(AuthFailure) -> KeyRing {
         guard !directory.isEmpty else { return ring }
         let fingerprint = KeyRing.fingerprint(directory: directory)
         let ring = try KeyRing.load(directory: directory)
         // A folder emptied while keys are in service (a rotation half done) would refuse every
         // token: refused like a bad key file, and the keys in service stay.
         if ring.keys.isEmpty, state.withLock({ !$0.local.keys.isEmpty }) {
-            throw KeyRingError(["\(directory): no verification keys left; the keys in service stay (put the new keys in before removing the old)"])
+            throw .keys(["\(directory): no verification keys left; the keys in service stay (put the new keys in before removing the old)"])
         }
         return state.withLock { state in
             state.local = ring
@@ -68,7 +68,7 @@ public final class KeyStore: Sendable {
 
     /// Reloads only when a key file was added, removed or changed. Returns true if it did.
     @discardableResult
-    public func reloadIfChanged() throws(KeyRingError) -> Bool {
+    public func reloadIfChanged() throws(AuthFailure) -> Bool {
         guard !directory.isEmpty else { return false }
         let current = state.withLock { $0.fingerprint }
         guard KeyRing.fingerprint(directory: directory) != current else { return false }

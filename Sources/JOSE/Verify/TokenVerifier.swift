@@ -50,7 +50,7 @@ public final class TokenVerifier: Sendable {
         do throws(AuthFailure) {
             signed = try verifySignature(bytes: token, ring: ring)
             let document: JSONDocument
-            do { document = try JSONDocument.parse(signed.payload) } catch {
+            do { document = try JSONDocument.read(signed.payload) } catch {
                 throw AuthFailure(.malformed, "claims are not valid JSON: \(error)")
             }
             claims = try Claims(json: document.value)
@@ -121,14 +121,14 @@ public struct DecodedToken: Sendable {
             do {
                 let parts = try CompactJWS(bytes, maximumSize: maximumSize)
                 do {
-                    let document = try JSONDocument.parse(try bytes.decodeBase64URL(parts.header, part: "header"))
+                    let document = try JSONDocument.read(try bytes.decodeBase64URL(parts.header, part: "header"))
                     headerJSON = document.value
                     header = try JWSHeader(json: document.value)
                 } catch let error as AuthFailure { problems.append(error.description) } catch {
                     problems.append("malformed: header is not valid JSON: \(error)")
                 }
                 do {
-                    claims = try JSONDocument.parse(try bytes.decodeBase64URL(parts.payload, part: "payload")).value
+                    claims = try JSONDocument.read(try bytes.decodeBase64URL(parts.payload, part: "payload")).value
                 } catch let error as AuthFailure { problems.append(error.description) } catch {
                     problems.append("malformed: claims are not valid JSON: \(error)")
                 }

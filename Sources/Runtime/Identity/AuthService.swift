@@ -3,7 +3,8 @@ import Synchronization
 public import JOSE
 
 /// Identity: sign-up, password login that creates the runtime session in the same step,
-/// refresh-token rotation with reuse detection, logout. Answers in Supabase Auth's vocabulary.
+/// refresh-token rotation with reuse detection, logout. Answers in Supabase Auth's vocabulary:
+/// every refusal is a ``RuntimeError`` with GoTrue's error code.
 public final class AuthService: Sendable {
     public struct Settings: Sendable {
         public var issuer: String
@@ -20,34 +21,6 @@ public final class AuthService: Sendable {
         public var loginLimitPerEmail = 10
         public var loginWindow: Double = 300
         public init(issuer: String) { self.issuer = issuer }
-    }
-
-    /// A refusal with the HTTP status and the Supabase error code.
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public let status: Int
-        public let code: String
-        public let message: String
-        /// What went wrong inside, for the gateway's log only: never sent to the client.
-        public let detail: String?
-        /// Whole seconds before trying again is worth it (a rate limit's `Retry-After`).
-        public let retryAfter: Int?
-        /// GoTrue's `weak_password.reasons` ("length", ...) for a refused password.
-        public let weakPasswordReasons: [String]?
-        public init(_ status: Int, _ code: String, _ message: String, detail: String? = nil, retryAfter: Int? = nil, weakPasswordReasons: [String]? = nil) {
-            self.status = status
-            self.code = code
-            self.message = message
-            self.detail = detail
-            self.retryAfter = retryAfter
-            self.weakPasswordReasons = weakPasswordReasons
-        }
-        public var description: String { "\(status) \(code): \(message)" + (detail.map { " (\($0))" } ?? "") }
-
-        /// The store failed: 503 (the client may try again, as Supabase clients do for 5xx
-        /// gateway answers), with the store's own error in the log rather than in the answer.
-        public static func storage(_ error: any Error) -> Failure {
-            Failure(503, "runtime_unavailable", "The session store failed; try again later", detail: "storage: \(String(reflecting: error))")
-        }
     }
 
     /// What a successful login or refresh hands back.
@@ -79,58 +52,58 @@ public final class AuthService: Sendable {
     public static let maximumPasswordBytes = 72
 
     /// Refuses a password being set (sign-up, `gateway users add`) that is too long (in UTF-8
-    /// bytes, checked first: no characters are counted in a megabyte) or too short (in characters): 422 `weak_password`.
-    public static func checkNewPassword(_ password: String, minimumLength: Int) throws(Failure) {
+    /// bytes, checked first: no characters are counted in a megabyte) or too short (in characters): `weak_password`.
+    public static func checkNewPassword(_ password: String, minimumLength: Int) throws(RuntimeError) {
         if password.utf8.count > maximumPasswordBytes {
-            throw Failure(422, "weak_password", "Password cannot be longer than \(maximumPasswordBytes) characters", weakPasswordReasons: ["length"])
+            throw RuntimeError(.weakPassword, "Password cannot be longer than \(maximumPasswordBytes) characters", weakPasswordReasons: ["length"])
         }
         if password.count < minimumLength {
-            throw Failure(422, "weak_password", "Password should be at least \(minimumLength) characters.", weakPasswordReasons: ["length"])
+            throw RuntimeError(.weakPassword, "Password should be at least \(minimumLength) characters.", weakPasswordReasons: ["length"])
         }
     }
 
     // MARK: Sign-up and login
 
-    public func signUp(email rawEmail: String, password: String, userMetadata: String = "{}", ip: String) async throws(Failure) -> Grant {
+    public func signUp(email rawEmail: String, password: String, userMetadata: String = "{}", ip: String) async throws(RuntimeError) -> Grant {
         let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
-        guard Self.looksLikeEmail(email) else { throw Failure(400, "validation_failed", "Unable to validate email address: invalid format") }
+        guard Self.looksLikeEmail(email) else { throw RuntimeError(.validationFailed, "Unable to validate email address: invalid format") }
         try Self.checkNewPassword(password, minimumLength: settings.minimumPasswordLength)
         try limits.admit(ip: ip)
         let now = Timestamp.now()
         let hash: String
         do { hash = try await Self.offload { try PasswordHash.hash(password, cost: self.settings.passwordCost) } } catch {
-            throw Failure(500, "unexpected_failure", "password hashing failed")
+            throw RuntimeError(.unexpectedFailure, "password hashing failed")
         }
         let user = User(id: IDs.uuid(), email: email, appMetadata: #"{"provider":"email","providers":["email"]}"#, userMetadata: userMetadata,
                         createdAt: now, updatedAt: now)
         let inserted: Bool
-        do { inserted = try await store.insertUser(user, passwordHash: hash) } catch { throw Failure.storage(error) }
-        guard inserted else { throw Failure(422, "user_already_exists", "User already registered") }
+        do { inserted = try await store.insertUser(user, passwordHash: hash) } catch { throw .storeFailed(error) }
+        guard inserted else { throw RuntimeError(.userAlreadyExists, "User already registered") }
         return try await startSession(for: user, now: now)
     }
 
-    public func signIn(email rawEmail: String, password: String, ip: String) async throws(Failure) -> Grant {
+    public func signIn(email rawEmail: String, password: String, ip: String) async throws(RuntimeError) -> Grant {
         let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
         try limits.admit(ip: ip)
-        let verified = try await limits.attempt(email: email) { () async throws(Failure) -> User? in
+        let verified = try await limits.attempt(email: email) { () async throws(RuntimeError) -> User? in
             let found: (user: User, passwordHash: String)?
-            do { found = try await store.user(email: email) } catch { throw Failure.storage(error) }
+            do { found = try await store.user(email: email) } catch { throw .storeFailed(error) }
             // Hash even for an unknown email so both answers take the same time.
             let stored = found?.passwordHash
             let ok = await Self.offload { PasswordHash.verify(password, against: stored ?? self.decoyHash()) }
             guard let user = found?.user, ok, !user.disabled else { return nil }
             return user
         }
-        guard let user = verified else { throw Failure(400, "invalid_credentials", "Invalid login credentials") }
+        guard let user = verified else { throw RuntimeError(.invalidCredentials, "Invalid login credentials") }
         return try await startSession(for: user, now: Timestamp.now())
     }
 
     /// One transaction creates the runtime session and its first refresh token; the access
     /// token's `session_id` is that session.
-    private func startSession(for user: User, now: Double) async throws(Failure) -> Grant {
+    private func startSession(for user: User, now: Double) async throws(RuntimeError) -> Grant {
         let intent = SessionIntent(id: IDs.uuid(), tenantID: user.tenantID, userID: user.id, contract: settings.defaultContract, ttl: settings.sessionTTL)
         do { try settings.validator.validate(intent, userID: user.id, tenantID: user.tenantID) } catch {
-            throw Failure(500, "unexpected_failure", error.message)
+            throw RuntimeError(.unexpectedFailure, error.message)
         }
         let session = Session(id: intent.id, tenantID: intent.tenantID, userID: intent.userID, contract: intent.contract,
                               createdAt: now, lastSeenAt: now, expiresAt: now + intent.ttl)
@@ -140,60 +113,61 @@ public final class AuthService: Sendable {
             let ended = try await store.createSession(session, refreshHash: SHA256.hex(refresh), limit: settings.validator.sessionLimit, at: now)
             for id in ended { events.publish(.revoked(sessionID: id, reason: SessionLimit.revocationReason)) }
         } catch let error as RuntimeError where error.code == .sessionLimit {
-            throw Failure(429, "over_session_limit", error.message)
+            throw RuntimeError(.overSessionLimit, error.message)
         } catch {
-            throw Failure.storage(error)
+            throw .storeFailed(error)
         }
         return try grant(user: user, session: session, refresh: refresh, now: now)
     }
 
     // MARK: Refresh and logout
 
-    public func refresh(_ token: String) async throws(Failure) -> Grant {
-        guard token.count >= 16, token.count <= 256 else { throw Failure(400, "validation_failed", "refresh token is malformed") }
+    public func refresh(_ token: String) async throws(RuntimeError) -> Grant {
+        guard token.count >= 16, token.count <= 256 else { throw RuntimeError(.validationFailed, "refresh token is malformed") }
         let now = Timestamp.now()
         let next = Self.newRefreshToken()
         let outcome: RefreshRotation
         do { outcome = try await store.rotateRefresh(hash: SHA256.hex(token), newHash: SHA256.hex(next), at: now) } catch {
-            throw Failure.storage(error)
+            throw .storeFailed(error)
         }
         switch outcome {
-        case .unknown: throw Failure(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
-        case .sessionEnded: throw Failure(400, "session_expired", "Session has ended")
+        case .unknown: throw RuntimeError(.refreshTokenNotFound, "Invalid Refresh Token: Refresh Token Not Found")
+        case .sessionEnded: throw RuntimeError(.sessionExpired, "Session has ended")
         case .reused(let session):
             events.publish(.revoked(sessionID: session.id, reason: "refresh_token_reuse"))
-            throw Failure(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
+            throw RuntimeError(.refreshTokenAlreadyUsed, "Invalid Refresh Token: Already Used")
         case .rotated(let session):
             let user: User?
-            do { user = try await store.user(id: session.userID) } catch { throw Failure.storage(error) }
-            guard let user, !user.disabled else { throw Failure(400, "user_not_found", "User from refresh token not found") }
+            do { user = try await store.user(id: session.userID) } catch { throw .storeFailed(error) }
+            guard let user, !user.disabled else { throw RuntimeError(.userNotFound, "User from refresh token not found") }
             return try grant(user: user, session: session, refresh: next, now: now)
         }
     }
 
     /// Ends sessions: `global` all of the user's, `local` the token's, `others` all but it.
-    public func logout(userID: String, sessionID: String?, scope: String) async throws(Failure) {
+    public func logout(userID: String, sessionID: String?, scope: String) async throws(RuntimeError) {
+        guard ["global", "local", "others"].contains(scope) else {
+            throw RuntimeError(.validationFailed, "scope must be global, local or others")
+        }
         let now = Timestamp.now()
-        let ids: [String]
         do {
+            let ids: [String]
             switch (scope, sessionID) {
             case ("local", let id?): ids = [id]
             case ("others", let id?): ids = try await store.liveSessionIDs(userID: userID, at: now).filter { $0 != id }
-            case ("global", _), ("local", nil), ("others", nil): ids = try await store.liveSessionIDs(userID: userID, at: now)
-            default: throw Failure(400, "validation_failed", "scope must be global, local or others")
+            default: ids = try await store.liveSessionIDs(userID: userID, at: now)
             }
             let revoked = try await store.revoke(sessionIDs: ids, reason: "logout", at: now)
             for id in revoked { events.publish(.revoked(sessionID: id, reason: "logout")) }
-        } catch let failure as Failure {
-            throw failure
         } catch {
-            throw Failure.storage(error)
+            // Whatever the store threw, its own RuntimeError included, is the store failing here.
+            throw .storeFailed(error)
         }
     }
 
     // MARK: Tokens
 
-    private func grant(user: User, session: Session, refresh: String, now: Double) throws(Failure) -> Grant {
+    private func grant(user: User, session: Session, refresh: String, now: Double) throws(RuntimeError) -> Grant {
         let issued = Int64(now)
         let exp = issued + Int64(settings.accessTokenTTL)
         let app = (try? JSONValue.parse(user.appMetadata)) ?? .object([])
@@ -214,7 +188,7 @@ public final class AuthService: Sendable {
             let signer = try preferred ?? ring.signingKey()
             token = try TokenSigner.sign(claims: claims, key: signer.key, algorithm: signer.algorithm)
         } catch {
-            throw Failure(500, "unexpected_failure", "The access token could not be signed", detail: "cannot sign: \(error)")
+            throw RuntimeError(.unexpectedFailure, "The access token could not be signed", detail: "cannot sign: \(error)")
         }
         return Grant(accessToken: token, refreshToken: refresh, expiresIn: Int(settings.accessTokenTTL), expiresAt: Int(exp), user: user, session: session)
     }

@@ -20,16 +20,16 @@ final class LoginLimits: Sendable {
     }
 
     /// Spends one of the address's tokens, or refuses.
-    func admit(ip: String) throws(AuthService.Failure) {
+    func admit(ip: String) throws(RuntimeError) {
         let now = clock()
         try Self.answer(perIP.withLock { $0.take(ip, now: now) })
     }
 
     /// Runs one credential check for `email`: refused at once when failures spent the email's
     /// bucket; `check` returns nil when the credentials were wrong, which spends a token.
-    func attempt<T>(email: String, _ check: () async throws(AuthService.Failure) -> T?) async throws(AuthService.Failure) -> T? {
+    func attempt<T>(email: String, _ check: () async throws(RuntimeError) -> T?) async throws(RuntimeError) -> T? {
         let key = Self.key(email)
-        return try await emails.withLock(key) { () async throws(AuthService.Failure) -> T? in
+        return try await emails.withLock(key) { () async throws(RuntimeError) -> T? in
             let now = clock()
             try Self.answer(perEmail.withLock { $0.check(key, now: now) })
             guard let passed = try await check() else {
@@ -47,9 +47,9 @@ final class LoginLimits: Sendable {
         email.utf8.count <= 320 ? email : "sha256:" + SHA256.hex(email)
     }
 
-    private static func answer(_ verdict: TokenBuckets.Verdict) throws(AuthService.Failure) {
+    private static func answer(_ verdict: TokenBuckets.Verdict) throws(RuntimeError) {
         if case .limited(let seconds) = verdict {
-            throw AuthService.Failure(429, "over_request_rate_limit", "Request rate limit reached", retryAfter: seconds)
+            throw RuntimeError(.overRequestRateLimit, "Request rate limit reached", retryAfter: seconds)
         }
     }
 }

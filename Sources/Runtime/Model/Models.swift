@@ -69,20 +69,72 @@ public struct Session: Sendable, Equatable {
     }
 }
 
-/// What the runtime refuses, with a code clients can act on.
+/// What the runtime refuses, with a code clients can act on and a human message: the only
+/// error Runtime throws. The state surface and intent validation use the session codes;
+/// `AuthService` answers in GoTrue's error codes. Each code is spelled as it goes on the wire
+/// (the session API's `error`, `/auth/v1`'s `code`/`error_code`); the HTTP status is the
+/// gateway's to choose (`RuntimeError+HTTP.swift`).
 public struct RuntimeError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+    public enum Code: String, Sendable, CaseIterable {
+        // Sessions: the state surface and intent validation.
+
+        /// A session id that is live, or was used before.
         case duplicateSession = "duplicate_session"
+        /// The user holds the most live sessions allowed, and the limit refuses new ones.
         case sessionLimit = "session_limit"
+        /// A session intent that breaks the runtime's rules (user, tenant, id, contract, ttl).
         case invalidIntent = "invalid_intent"
         case notFound = "not_found"
+        /// The store itself: unreachable, misconfigured (a bad PostgreSQL URL).
         case storage = "storage"
+
+        // Identity (`AuthService`), in GoTrue's vocabulary.
+
+        case validationFailed = "validation_failed"
+        /// A password being set that is too short or too long (`weakPasswordReasons` says which).
+        case weakPassword = "weak_password"
+        case userAlreadyExists = "user_already_exists"
+        /// Wrong password, unknown email or disabled user: one answer for all three.
+        case invalidCredentials = "invalid_credentials"
+        /// A sign-in limit (per IP or per email) is spent; `retryAfter` says when to come back.
+        case overRequestRateLimit = "over_request_rate_limit"
+        /// The session limit refused the session a sign-in would create.
+        case overSessionLimit = "over_session_limit"
+        case refreshTokenNotFound = "refresh_token_not_found"
+        case refreshTokenAlreadyUsed = "refresh_token_already_used"
+        /// The refresh token's session ended (logout, expiry, revocation).
+        case sessionExpired = "session_expired"
+        case userNotFound = "user_not_found"
+        /// The store failed while answering; its own error is in `detail`.
+        case runtimeUnavailable = "runtime_unavailable"
+        case unexpectedFailure = "unexpected_failure"
     }
 
     public let code: Code
     public let message: String
-    public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
-    public var description: String { "\(code.rawValue): \(message)" }
+    /// What went wrong inside, for the gateway's log only: never sent to the client.
+    public let detail: String?
+    /// Whole seconds before trying again is worth it (a rate limit's `Retry-After`).
+    public let retryAfter: Int?
+    /// GoTrue's `weak_password.reasons` ("length", ...) for a refused password.
+    public let weakPasswordReasons: [String]?
+
+    public init(_ code: Code, _ message: String, detail: String? = nil, retryAfter: Int? = nil, weakPasswordReasons: [String]? = nil) {
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.retryAfter = retryAfter
+        self.weakPasswordReasons = weakPasswordReasons
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" + (detail.map { " (\($0))" } ?? "") }
+
+    /// The store failed under an identity call: `runtime_unavailable` (the client may try
+    /// again, as Supabase clients do for 5xx gateway answers), with the store's own error in
+    /// the log rather than in the answer.
+    public static func storeFailed(_ error: any Error) -> RuntimeError {
+        RuntimeError(.runtimeUnavailable, "The session store failed; try again later", detail: "storage: \(String(reflecting: error))")
+    }
 }
 
 enum IDs {
