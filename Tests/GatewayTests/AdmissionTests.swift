@@ -168,7 +168,7 @@ import Testing
             #expect(admitted.consumed == head.utf8.count)
         }
         let refused = Self.refusal(Self.decide(fixture, "GET http://gw/nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"))
-        #expect(refused?.response.status.code == 404 && refused?.consumed == 67)
+        #expect(refused?.response.status.code == 404 && refused?.consumed == 62)
         try await fixture.close()
     }
 }
