@@ -172,3 +172,68 @@ import Testing
         try await fixture.close()
     }
 }
+
+/// 100 random heads, each read three ways: as the scanner reads it (origin form, Host last),
+/// in absolute form, and with a trailing dot on its Host. The second and third are written
+/// again by the admission's normalizer; all three must give the same decision and, when
+/// forwarded, a byte-identical upstream request.
+@Suite struct AdmissionRandomHeadTests {
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func summary(_ decision: Admission.Decision) -> String {
+        switch decision {
+        case .forward(let a): "forward \(a.route.name) \(String(buffer: a.request))"
+        case .awaitSession(let a, let id): "session \(id) \(String(buffer: a.request))"
+        case .answer(let r): "answer \(r.response.status.code) \(r.response.reason) \(r.keepAlive) \(r.route)"
+        case .builtIn(let c): "built-in \(c.path) \(c.keepAlive)"
+        case .local(let c): "local \(c.method) \(c.path) \(c.bodyLength)"
+        case .preflight(let p): "preflight \(p.headers.count)"
+        case .fullReader(let why): "full reader \(why)"
+        case .incomplete: "incomplete"
+        case .rewritten: "rewritten"
+        }
+    }
+
+    @Test func aHeadDecidesTheSameInEveryFormItCanTake() async throws {
+        let fixture = try await EdgeFixture()
+        var rng = Seeded(state: 0x5EED)
+        let good = try fixture.token(session: "0b7f4c1e-0000-4000-8000-00000000abcd")
+        let methods = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
+        let paths = ["/public/", "/public/a/b", "/api/items", "/cut/x", "/live/feed", "/strip/s/t", "/override/o", "/nowhere", "/healthz", "/auth/v1/settings",
+                     "/public/../api", "/public/%2e"]
+        let queries = ["", "?a=1", "?access_token=\(good)", "?a=1&access_token=\(good)&b=2", "?q=%20x"]
+        let extras: [String] = ["Accept: */*", "Authorization: Bearer \(good)", "Authorization: Bearer a.b.c", "apikey: \(good)",
+                                "Cookie: theme=dark; sb-access-token=\(good)", "Cookie: lang=en", "X-Forwarded-For: 10.0.0.1", "X-Forwarded-For: 10.0.0.2",
+                                "X-User-Id: spoof", "X_User_Role: admin", "Connection: keep-alive", "Connection: close", "Connection: X-Hop", "X-Hop: 1",
+                                "Content-Length: 0", "Expect: 100-continue", "X-HTTP-Method-Override: DELETE", "Upgrade: websocket", "Forwarded: for=x",
+                                "Keep-Alive: 5", "X-Custom: \(Int.random(in: 0...1_000_000, using: &rng))"]
+        var forwarded = 0
+        for n in 0..<100 {
+            let method = methods.randomElement(using: &rng)!
+            let target = paths.randomElement(using: &rng)! + queries.randomElement(using: &rng)!
+            var lines = (0..<Int.random(in: 0...6, using: &rng)).map { _ in extras.randomElement(using: &rng)! }
+            lines.append("X-Request-Id: rand-\(n)")
+            let host = ["gw", "gw.example", "gw.example:8080"].randomElement(using: &rng)!
+            let fields = lines.map { $0 + "\r\n" }.joined()
+            let canonical = "\(method) \(target) HTTP/1.1\r\n\(fields)host: \(host)\r\n\r\n"
+            let absolute = "\(method) http://\(host)\(target) HTTP/1.1\r\nHost: elsewhere\r\n\(fields)\r\n"
+            let name = host.split(separator: ":")
+            let dotted = "\(method) \(target) HTTP/1.1\r\n\(fields)Host: \(name[0]).\(name.count > 1 ? ":" + name[1] : "")\r\n\r\n"
+            let want = Self.summary(AdmissionTests.decide(fixture, canonical))
+            #expect(Self.summary(AdmissionTests.decide(fixture, absolute)) == want, "absolute form of \(canonical.debugDescription)")
+            #expect(Self.summary(AdmissionTests.decide(fixture, dotted)) == want, "trailing dot of \(canonical.debugDescription)")
+            if want.hasPrefix("forward") || want.hasPrefix("session") { forwarded += 1 }
+        }
+        #expect(forwarded >= 20, "the vectors reach the upstream often enough to compare their requests (\(forwarded))")
+        try await fixture.close()
+    }
+}
