@@ -143,12 +143,32 @@ import Testing
         let fixture = try await EdgeFixture()
         guard case .builtIn(let call) = Self.decide(fixture, "HEAD /healthz HTTP/1.1\r\nHost: gw\r\n\r\n") else { Issue.record("not built in"); return }
         #expect("\(call.path)" == "/healthz" && call.isHead && call.keepAlive)
-        for head in ["get /public/ HTTP/1.1\r\nHost: gw\r\n\r\n", "GET /public/ HTTP/1.0\r\n\r\n", "GET http://user@gw/public/ HTTP/1.1\r\nHost: gw\r\n\r\n",
-                     "POST /public/ HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n", "GET http://gw/public/ HTTP/1.0\r\n\r\n",
+        for head in ["get /public/ HTTP/1.1\r\nHost: gw\r\n\r\n", "GET /public/ HTTP/1.2\r\nHost: gw\r\n\r\n", "GET http://user@gw/public/ HTTP/1.1\r\nHost: gw\r\n\r\n",
+                     "POST /public/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
                      "GET /public/ HTTP/1.1\r\nHost: gw\r\n folded\r\n\r\n", "GET /public/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"] {
             guard case .fullReader = Self.decide(fixture, head) else { Issue.record("read by the scanner: \(head)"); continue }
         }
         guard case .incomplete = Self.decide(fixture, "GET /public/ HTTP/1.1\r\nHost: gw\r\n") else { Issue.record("a partial head decided"); return }
+        try await fixture.close()
+    }
+
+    /// A chunked body is relayed (only chunked, once); another coding is 501, and a length
+    /// beside it is refused (which one frames the body?).
+    @Test func chunkedBodiesAreAdmittedAndOtherCodingsRefused() async throws {
+        let fixture = try await EdgeFixture()
+        let decision = Self.decide(fixture, "POST /public/ HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nX-Request-Id: r\r\n\r\n")
+        guard case .forward(let admitted) = decision else { Issue.record("not forwarded: \(decision)"); return }
+        #expect(admitted.chunked && admitted.bodyLength == 0)
+        #expect(String(buffer: admitted.request).contains("Transfer-Encoding: chunked\r\n"))
+        let cases: [(String, Int, String)] = [
+            ("Transfer-Encoding: gzip, chunked", 501, "transfer coding \"gzip\" is not supported (only chunked)"),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", 501, "chunked is applied more than once"),
+            ("Transfer-Encoding: chunked\r\nContent-Length: 5", 400, "Content-Length is given more than once or beside Transfer-Encoding"),
+        ]
+        for (field, status, why) in cases {
+            let refusal = Self.refusal(Self.decide(fixture, "POST /public/ HTTP/1.1\r\nHost: gw\r\n\(field)\r\n\r\n"))
+            #expect(refusal.map { Int($0.response.status.code) } == status && refusal?.response.reason == why && refusal?.keepAlive == false, "\(field)")
+        }
         try await fixture.close()
     }
 

@@ -57,10 +57,10 @@ import Testing
 
     @Test func answersKeepTheirOrderAcrossTheReaderSwitch() async throws {
         let fixture = try await EdgeFixture()
-        // The second request is HTTP/1.0: the full reader (NIOHTTP1) reads it and the rest; the
-        // first is the byte scanner's.
+        // The second request's absolute-form target has user information: the full reader
+        // (NIOHTTP1) reads it and the rest; the first is the byte scanner's.
         let requests = "GET /nowhere HTTP/1.1\r\nHost: gw\r\nX-Request-Id: r1\r\n\r\n"
-            + "GET /nowhere HTTP/1.0\r\nConnection: keep-alive\r\nX-Request-Id: r2\r\n\r\n"
+            + "GET http://user@gw/nowhere HTTP/1.1\r\nHost: gw\r\nX-Request-Id: r2\r\n\r\n"
             + "GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Request-Id: r3\r\n\r\n"
             + "GET /nowhere HTTP/1.1\r\nHost: gw\r\nX-Request-Id: r4\r\n\r\n"
         for pieces in [1, 3, 17] {
@@ -78,6 +78,18 @@ import Testing
         let received = try Self.serve(fixture, "GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Request-Id: h1\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: gw\r\nX-Request-Id: h2\r\n\r\n")
         #expect(received == "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16\r\nx-request-id: h1\r\ncache-control: no-store\r\n\r\n{\"status\":\"ok\"}\n"
             + "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16\r\nx-request-id: h2\r\ncache-control: no-store\r\n\r\n", "\(received)")
+        try await fixture.close()
+    }
+
+    /// HTTP/1.0 is answered in HTTP/1.0, on the connection it came on: kept alive only when it
+    /// asked, closed otherwise.
+    @Test func http10IsAnsweredInHTTP10() async throws {
+        let fixture = try await EdgeFixture()
+        let received = try Self.serve(fixture, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\nX-Request-Id: a\r\n\r\n"
+            + "GET /nowhere HTTP/1.0\r\nX-Request-Id: b\r\n\r\nGET /healthz HTTP/1.0\r\nX-Request-Id: c\r\n\r\n")
+        #expect(received.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(received)")
+        #expect(received.contains("HTTP/1.0 404 Not Found\r\n") && received.contains("\"request_id\":\"b\""), "\(received)")
+        #expect(!received.contains("x-request-id: c"), "the second request did not ask to keep the connection: \(received)")
         try await fixture.close()
     }
 }

@@ -43,12 +43,26 @@ extension Admission {
                 guard facts.contentLength == nil, let length = HTTPScan.decimal(p, field.value) else { return "Content-Length" }
                 facts.contentLength = length
             case 17 where HTTPScan.equalsLowercase(p, name, "transfer-encoding"):
-                return "Transfer-Encoding"
+                // Several fields make one list; only chunked, once and last, is relayed.
+                var codings = 0
+                HTTPScan.listElements(p, field.value) { coding in
+                    codings += 1
+                    if !HTTPScan.equalsLowercase(p, coding, "chunked") {
+                        facts.codingProblem = facts.codingProblem ?? "transfer coding \"\(HTTPScan.string(p, coding))\" is not supported (only chunked)"
+                    } else if facts.chunked {
+                        facts.codingProblem = facts.codingProblem ?? "chunked is applied more than once"
+                    } else {
+                        facts.chunked = true
+                    }
+                }
+                if codings == 0 { facts.codingProblem = facts.codingProblem ?? "empty Transfer-Encoding" }
             case 10 where HTTPScan.equalsLowercase(p, name, "connection"):
                 HTTPScan.listElements(p, field.value) { token in
                     if HTTPScan.equalsLowercase(p, token, "close") {
                         facts.keepAlive = false
-                    } else if !HTTPScan.equalsLowercase(p, token, "keep-alive") {
+                    } else if HTTPScan.equalsLowercase(p, token, "keep-alive") {
+                        facts.keepAliveAsked = true
+                    } else {
                         // A field named here is hop-by-hop (Host and the framing are not the
                         // sender's to drop, as HAProxy keeps them too).
                         let listed = String(decoding: UnsafeRawBufferPointer(rebasing: p[token]).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)

@@ -1,6 +1,7 @@
 import Foundation
 import JOSE
 import NIOCore
+import NIOHTTP1
 
 /// The one place a request is admitted. It takes the bytes of a request head and the config
 /// snapshot and returns a decision: forward (the upstream request ready, as bytes), check the
@@ -37,6 +38,17 @@ struct Admission {
         /// stands; `consumed` is the client's head.
         case rewritten(ByteBuffer, consumed: Int)
 
+        /// The answer in HTTP/1.0.
+        func inHTTP10() -> Decision {
+            switch self {
+            case .builtIn(var call): call.http10 = true; return .builtIn(call)
+            case .local(var call): call.http10 = true; return .local(call)
+            case .preflight(var preflight): preflight.http10 = true; return .preflight(preflight)
+            case .answer(var refusal): refusal.http10 = true; return .answer(refusal)
+            default: return self
+            }
+        }
+
         /// The decision for a head of `consumed` bytes (a rewritten head's own length differs).
         func consuming(_ consumed: Int) -> Decision {
             switch self {
@@ -65,6 +77,8 @@ struct Admission {
         var consumed: Int
         /// The CORS headers the answer gets (an allowed Origin under `[cors]`).
         var cors: [(String, String)]? = nil
+        /// The client spoke HTTP/1.0: so does the answer.
+        var http10 = false
     }
 
     /// A local API request, its head read.
@@ -82,6 +96,7 @@ struct Admission {
         let expectContinue: Bool
         var consumed: Int
         let cors: [(String, String)]?
+        var http10 = false
     }
 
     /// The largest local API request body.
@@ -95,6 +110,7 @@ struct Admission {
         let requestID: String
         let keepAlive: Bool
         var consumed: Int
+        var http10 = false
     }
 
     /// A built-in endpoint's request.
@@ -106,10 +122,11 @@ struct Admission {
         var consumed: Int
         /// The CORS headers its answer gets (an allowed Origin under `[cors]`).
         let cors: [(String, String)]?
+        var http10 = false
     }
 
     let localAPI: LocalAPI
-    /// `x-forwarded-for: IP\r\nx-forwarded-proto: http\r\nx-real-ip: IP\r\nx-forwarded-host: `
+    /// `x-forwarded-for: IP\r\nx-forwarded-proto: http\r\nx-real-ip: IP\r\n`
     /// for the connection's client.
     let forwarding: [UInt8]
     static let forwardedForName = Array("x-forwarded-for: ".utf8)
@@ -123,22 +140,34 @@ struct Admission {
     init(localAPI: LocalAPI, remoteIP: String, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.localAPI = localAPI
         self.allocator = allocator
-        forwarding = Self.forwardedForName + Array("\(remoteIP)\r\nx-forwarded-proto: http\r\nx-real-ip: \(remoteIP)\r\nx-forwarded-host: ".utf8)
+        forwarding = Self.forwardedForName + Array("\(remoteIP)\r\nx-forwarded-proto: http\r\nx-real-ip: \(remoteIP)\r\n".utf8)
         fields.reserveCapacity(32)
     }
 
     /// What happens to the request whose head starts `buffer`'s readable bytes.
     mutating func decide(_ buffer: ByteBuffer, state: GatewayState) -> Decision {
-        switch buffer.withUnsafeReadableBytes({ decide($0, buffer: buffer, state: state) }) {
+        let decision = buffer.withUnsafeReadableBytes { decide($0, buffer: buffer, state: state) }
+        switch decision {
         case .rewritten(let canonical, let consumed):
             // The head again in the form the scanner reads (origin-form target, the Host it
             // names): decided as any other, accounting for the bytes the client sent.
             var again = canonical.withUnsafeReadableBytes { decide($0, buffer: canonical, state: state) }
             if case .rewritten = again { again = .fullReader("rewritten twice") }
+            if canonical.withUnsafeReadableBytes(Self.isHTTP10) { again = again.inHTTP10() }
             return again.consuming(consumed)
-        case let decision:
+        case .forward, .awaitSession, .incomplete, .fullReader:
             return decision
+        default:
+            // An answer made here speaks the client's version.
+            return buffer.withUnsafeReadableBytes(Self.isHTTP10) ? decision.inHTTP10() : decision
         }
+    }
+
+    /// Whether the request line in `p` ends in HTTP/1.0.
+    static func isHTTP10(_ p: UnsafeRawBufferPointer) -> Bool {
+        guard let base = p.baseAddress, let found = memchr(base, Int32(HTTPScan.lf), p.count) else { return false }
+        let lf = base.distance(to: UnsafeRawPointer(found))
+        return lf >= 9 && HTTPScan.equals(p, lf - 9, "HTTP/1.0") && p[lf - 1] == HTTPScan.cr
     }
 
     /// What the head says about itself, as ranges of its bytes.
@@ -146,6 +175,11 @@ struct Admission {
         var host: Range<Int>? = nil, authorization: Range<Int>? = nil, apikey: Range<Int>? = nil
         var requestID: Range<Int>? = nil, forwardedFor: Range<Int>? = nil
         var hostTwice = false
+        /// Connection: keep-alive (what keeps an HTTP/1.0 connection open).
+        var keepAliveAsked = false
+        /// Transfer-Encoding is chunked, once; or what is wrong with it.
+        var chunked = false
+        var codingProblem: String? = nil
         /// X-Forwarded-For fields after the first (their values join the list, in order).
         var moreForwardedFor: [Range<Int>] = []
         /// Field names a Connection header lists (lower case): those fields are hop-by-hop.
@@ -208,13 +242,24 @@ struct Admission {
         }
         let targetRange = targetStart..<(fragment ?? i)
         guard i + 10 <= end, p[i] == HTTPScan.sp else { return .fullReader("target") }
-        guard HTTPScan.equals(p, i + 1, "HTTP/1.1"), p[i + 9] == HTTPScan.cr, p[i + 10] == HTTPScan.lf else { return .fullReader("version") }
+        // HTTP/1.1, or HTTP/1.0 (answered in 1.0: no chunked body, kept alive only if asked).
+        guard HTTPScan.equals(p, i + 1, "HTTP/1."), p[i + 8] == 0x31 || p[i + 8] == 0x30, p[i + 9] == HTTPScan.cr, p[i + 10] == HTTPScan.lf else {
+            return .fullReader("version")
+        }
+        let http10 = p[i + 8] == 0x30
         let linesStart = i + 11
 
         fields.removeAll(keepingCapacity: true)
         guard HTTPScan.fields(p, from: linesStart, to: end, into: &fields) else { return .fullReader("field syntax") }
         var facts = HeadFacts()
         if let why = Self.readFields(p, fields, state: state, into: &facts) { return .fullReader(why) }
+        if http10 {
+            // HTTP/1.0 closes unless the client asked to keep the connection; it has no chunked
+            // bodies and no 100-continue.
+            facts.keepAlive = facts.keepAlive && facts.keepAliveAsked
+            if facts.chunked || facts.codingProblem != nil { return .fullReader("Transfer-Encoding in HTTP/1.0") }
+            facts.expectContinue = false
+        }
         // A Host name with its trailing dot is routed and forwarded without it: the full reader
         // rewrites it (rare; the bytes here are matched as they are).
         if let host = facts.host, HTTPScan.isValidHost(p, host), let dot = HTTPScan.hostTrailingDot(p, host) {
@@ -241,6 +286,7 @@ struct Admission {
         let givenRequestID = facts.requestID.flatMap { RequestIDs.isValid(UnsafeRawBufferPointer(rebasing: p[$0])) ? $0 : nil }
         // Under `[cors]` the gateway is the CORS authority: one Origin (browsers never send two;
         // two allow nothing) that the policy allows gets the CORS headers on every answer.
+        let hasBody = (facts.contentLength ?? 0) > 0 || facts.chunked || facts.codingProblem != nil
         let policy = state.config.cors
         let origin = policy != nil && facts.origins.count == 1 ? HTTPScan.string(p, facts.origins[0]) : nil
         let cors: [(String, String)]? = origin.flatMap { origin in policy.flatMap { $0.allows(origin) ? $0.responseHeaders(origin: origin) : nil } }
@@ -249,19 +295,29 @@ struct Admission {
             // body bytes can never be taken for the next request.
             .answer(Refusal(response: response, verification: verification, route: route, method: HTTPScan.string(p, methodRange),
                             target: HTTPScan.string(p, targetRange), requestID: givenRequestID.map { HTTPScan.string(p, $0) } ?? RequestIDs.next(),
-                            keepAlive: facts.keepAlive && (facts.contentLength ?? 0) == 0, consumed: end, cors: cors))
+                            keepAlive: facts.keepAlive && !hasBody, consumed: end, cors: cors, http10: http10))
         }
         // What is wrong with the head itself, in the order the full reader said it.
         if fragment != nil { return refusal(.fragmentInTarget, route: "-") }
         if let why = unsafePath { return refusal(.badRequest(why), route: "-") }
         if end > headLimit { return refusal(.headersTooLarge("request head is \(end) bytes, the limit is \(headLimit)"), route: "-") }
+        if facts.contentLength != nil, facts.chunked || facts.codingProblem != nil {
+            // Which one frames the body? (RFC 9112 section 6.3: a request smuggling vector.)
+            return refusal(.badRequest("Content-Length is given more than once or beside Transfer-Encoding"), route: "-")
+        }
         if facts.hostTwice { return refusal(.badRequest("more than one Host header"), route: "-") }
-        guard let host = facts.host else { return refusal(.badRequest("HTTP/1.1 requests need a Host header"), route: "-") }
-        guard HTTPScan.isValidHost(p, host) else { return refusal(.badRequest("the Host header is not a host name or [IPv6] with an optional :port"), route: "-") }
+        if facts.host == nil, !http10 { return refusal(.badRequest("HTTP/1.1 requests need a Host header"), route: "-") }
+        let host = facts.host
+        if let host, !HTTPScan.isValidHost(p, host) { return refusal(.badRequest("the Host header is not a host name or [IPv6] with an optional :port"), route: "-") }
+        if let problem = facts.codingProblem {
+            // RFC 9112 section 6.1: a coding the gateway does not know is 501; only chunked is
+            // relayed, as HAProxy does.
+            return refusal(ErrorResponse(status: .notImplemented, error: "not_implemented", reason: problem), route: "-")
+        }
         if asterisk {
             // About the server, not a resource: answered here with the methods the gateway passes on.
             return .builtIn(BuiltInCall(path: "*", requestID: givenRequestID.map { HTTPScan.string(p, $0) } ?? RequestIDs.next(),
-                                        keepAlive: facts.keepAlive && (facts.contentLength ?? 0) == 0, isHead: false, consumed: end, cors: cors))
+                                        keepAlive: facts.keepAlive && !hasBody, isHead: false, consumed: end, cors: cors))
         }
         if let policy, let origin, HTTPScan.equals(p, methodRange, "OPTIONS"), let method = facts.requestMethod {
             // A preflight is answered here, before routes and tokens (it carries no credentials).
@@ -270,20 +326,21 @@ struct Admission {
             case .success(let headers):
                 return .preflight(Preflight(headers: headers, method: "OPTIONS", target: HTTPScan.string(p, targetRange),
                                             requestID: givenRequestID.map { HTTPScan.string(p, $0) } ?? RequestIDs.next(),
-                                            keepAlive: facts.keepAlive && (facts.contentLength ?? 0) == 0, consumed: end))
+                                            keepAlive: facts.keepAlive && !hasBody, consumed: end))
             case .failure(let refused):
                 // A refused preflight allows nothing.
                 return .answer(Refusal(response: .corsRefused(refused.reason), verification: nil, route: "-", method: "OPTIONS",
                                        target: HTTPScan.string(p, targetRange), requestID: givenRequestID.map { HTTPScan.string(p, $0) } ?? RequestIDs.next(),
-                                       keepAlive: facts.keepAlive && (facts.contentLength ?? 0) == 0, consumed: end))
+                                       keepAlive: facts.keepAlive && !hasBody, consumed: end))
             }
         }
         let isHead = HTTPScan.equals(p, methodRange, "HEAD")
         if isHead || HTTPScan.equals(p, methodRange, "GET"), let builtIn = Self.builtInPath(p, pathRange) {
             return .builtIn(BuiltInCall(path: builtIn, requestID: givenRequestID.map { HTTPScan.string(p, $0) } ?? RequestIDs.next(),
-                                        keepAlive: facts.keepAlive && (facts.contentLength ?? 0) == 0, isHead: isHead, consumed: end, cors: cors))
+                                        keepAlive: facts.keepAlive && !hasBody, isHead: isHead, consumed: end, cors: cors))
         }
         if localAPI.owns(UnsafeRawBufferPointer(rebasing: p[pathRange])) {
+            if facts.chunked { return .fullReader("chunked local API request") }
             let length = facts.contentLength ?? 0
             if length > Self.localBodyLimit { return refusal(.tooLarge("request body exceeds \(Self.localBodyLimit) bytes"), route: "local") }
             return .local(LocalCall(method: HTTPScan.string(p, methodRange), target: HTTPScan.string(p, targetRange), path: HTTPScan.string(p, pathRange),
@@ -293,7 +350,7 @@ struct Admission {
                                     isHead: isHead, bodyLength: length, expectContinue: facts.expectContinue, consumed: end, cors: cors))
         }
         // Route.
-        guard let entry = state.route(p, method: methodRange, host: HTTPScan.hostNameRange(p, host), path: pathRange) else {
+        guard let entry = state.route(p, method: methodRange, host: host.map { HTTPScan.hostNameRange(p, $0) } ?? 0..<0, path: pathRange) else {
             return refusal(.noRoute, route: "-")
         }
         // Method-override headers go unless the route allows that one by name (never spelled
@@ -348,7 +405,7 @@ struct Admission {
 
         let upstreams = state.upstreams(for: entry)
         let written = writeUpstreamRequest(p, entry: entry, upstream: upstreams[0], method: methodRange, path: pathRange, query: queryRange,
-                                           cut: cut, linesStart: linesStart, end: end, facts: facts, host: host,
+                                           cut: cut, http10: http10, linesStart: linesStart, end: end, facts: facts, host: host,
                                            requestID: givenRequestID, identity: identity, state: state)
         let idempotent = isHead || HTTPScan.equals(p, methodRange, "GET") || HTTPScan.equals(p, methodRange, "PUT")
             || HTTPScan.equals(p, methodRange, "DELETE") || HTTPScan.equals(p, methodRange, "OPTIONS") || HTTPScan.equals(p, methodRange, "TRACE")
@@ -356,7 +413,7 @@ struct Admission {
                                 targetRange: targetRange, isHead: isHead, idempotent: idempotent, keepAlive: facts.keepAlive,
                                 identity: identity, request: written.request, headerStart: written.headerStart,
                                 requestIDLength: written.requestIDLength, upstreams: upstreams, bodyLength: facts.contentLength ?? 0,
-                                expectContinue: facts.expectContinue && (facts.contentLength ?? 0) > 0, corsOn: state.config.cors != nil,
+                                chunked: facts.chunked, http10: http10, expectContinue: facts.expectContinue && ((facts.contentLength ?? 0) > 0 || facts.chunked), corsOn: state.config.cors != nil,
                                 cors: cors, consumed: end, forwardedQuery: cut.query)
         if entry.sessionRequired, let sessionID = identity?.sessionID { return .awaitSession(admitted, sessionID: sessionID) }
         return .forward(admitted)
@@ -366,7 +423,7 @@ struct Admission {
     /// go), its other lines as they came: the form the scanner reads.
     private mutating func rewrite(_ p: UnsafeRawBufferPointer, end: Int, method: Range<Int>, targetEnd: Int, target: [UInt8], host: String) -> Decision {
         // The rest of the request line is " HTTP/1.1" CRLF, or the full reader reads it.
-        guard targetEnd + 11 <= end, p[targetEnd] == HTTPScan.sp, HTTPScan.equals(p, targetEnd + 1, "HTTP/1.1"),
+        guard targetEnd + 11 <= end, p[targetEnd] == HTTPScan.sp, HTTPScan.equals(p, targetEnd + 1, "HTTP/1."), p[targetEnd + 8] == 0x31 || p[targetEnd + 8] == 0x30,
               p[targetEnd + 9] == HTTPScan.cr, p[targetEnd + 10] == HTTPScan.lf else { return .fullReader("version") }
         fields.removeAll(keepingCapacity: true)
         guard HTTPScan.fields(p, from: targetEnd + 11, to: end, into: &fields) else { return .fullReader("field syntax") }
@@ -374,7 +431,8 @@ struct Admission {
         out.writeBytes(UnsafeRawBufferPointer(rebasing: p[method]))
         out.writeStaticString(" ")
         out.writeBytes(target)
-        out.writeStaticString(" HTTP/1.1\r\n")
+        out.writeStaticString(" ")
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[(targetEnd + 1)..<(targetEnd + 11)]))  // the version, as it came
         for field in fields where !HTTPScan.equalsLowercase(p, field.name, "host") {
             out.writeBytes(UnsafeRawBufferPointer(rebasing: p[field.line]))
         }

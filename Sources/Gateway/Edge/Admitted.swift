@@ -22,6 +22,11 @@ struct Admitted {
     let upstreams: [Upstream]
     /// The Content-Length body still to come from the client (0: none).
     let bodyLength: Int
+    /// The body is chunked: relayed as it comes, its trailers dropped.
+    let chunked: Bool
+    /// The client spoke HTTP/1.0 (the upstream is spoken to in HTTP/1.1; the answer goes back
+    /// in 1.0, a chunked body decoded).
+    let http10: Bool
     /// The client waits for `100 Continue` before it sends the body.
     let expectContinue: Bool
     /// `[cors]` was on when the request was read (a reload meanwhile does not change its answer).
@@ -39,7 +44,7 @@ extension Admission {
     /// client's header lines not dropped (copied in runs), then the gateway's own: identity,
     /// forwarding, Host, request id.
     mutating func writeUpstreamRequest(_ p: UnsafeRawBufferPointer, entry: RouteEntry, upstream: Upstream, method: Range<Int>, path: Range<Int>,
-                                       query: Range<Int>?, cut: Cut, linesStart: Int, end: Int, facts: HeadFacts, host: Range<Int>,
+                                       query: Range<Int>?, cut: Cut, http10: Bool, linesStart: Int, end: Int, facts: HeadFacts, host: Range<Int>?,
                                        requestID givenRequestID: Range<Int>?, identity: Identity?,
                                        state: GatewayState) -> (request: ByteBuffer, headerStart: Int, requestIDLength: Int) {
         var block: ByteBuffer
@@ -49,7 +54,7 @@ extension Admission {
         } else {
             block = allocator.buffer(capacity: end + 320 + (identity == nil ? 0 : 512))
         }
-        let lineUnchanged = entry.targetUnchanged && cut.query == nil
+        let lineUnchanged = entry.targetUnchanged && cut.query == nil && !http10
         if !lineUnchanged {
             let uri = Router.upstreamURI(route: entry.config, upstream: upstream, path: HTTPScan.string(p, path),
                                          query: cut.query ?? query.map { Substring(HTTPScan.string(p, $0)) })
@@ -83,7 +88,7 @@ extension Admission {
         let requestNumber: UInt64 = givenRequestID == nil ? RequestIDs.nextNumber() : 0
         var requestIDLength = 0
         let forwardedFor = facts.forwardedFor, more = facts.moreForwardedFor
-        let room: Int = forwarding.count + (forwardedFor?.count ?? 0) + more.reduce(0) { $0 + $1.count + 2 } + host.count
+        let room: Int = forwarding.count + (forwardedFor?.count ?? 0) + more.reduce(0) { $0 + $1.count + 2 } + (host?.count ?? 0) + 20
             + (givenRequestID?.count ?? RequestIDs.maximumLength) + 24
         _ = forwarding.withUnsafeBytes { forwarding in
             block.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { room in
@@ -102,8 +107,12 @@ extension Admission {
                 } else {
                     out.put(forwarding)
                 }
-                out.put(p, host)
-                out.put("\r\nx-request-id: ")
+                if let host {
+                    out.put("x-forwarded-host: ")
+                    out.put(p, host)
+                    out.put("\r\n")
+                }
+                out.put("x-request-id: ")
                 let idStart = out.count
                 if let given = givenRequestID { out.put(p, given) } else { RequestIDs.put(requestNumber, into: &out) }
                 requestIDLength = out.count - idStart

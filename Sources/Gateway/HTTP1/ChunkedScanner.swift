@@ -2,21 +2,36 @@ import Foundation
 
 /// Follows a chunked body (RFC 9112 section 7.1) byte by byte so it can be forwarded as it
 /// is, and says where it ends.
+///
+/// `stopAtTrailers`: a request body's scanner says where its last chunk ends (`lastChunk`),
+/// so its trailers can be dropped: they could carry what a head may not (identity headers,
+/// forwarding headers, a token), and no upstream needs a client's trailers to read its body.
 struct ChunkedScanner {
     private enum State { case size, extensions, sizeLF, data, dataCR, dataLF, trailerStart, trailerName, trailerValue, trailerLF, endLF }
     private var state = State.size
     private var remaining: UInt64 = 0
     private var sawDigit = false
+    private let stopAtTrailers: Bool
+    /// The chunk data seen so far (the body's length without its framing).
+    private(set) var payload: UInt64 = 0
+
+    init(stopAtTrailers: Bool = false) {
+        self.stopAtTrailers = stopAtTrailers
+    }
 
     enum Outcome: Equatable {
         /// All of it belongs to the body and the body goes on.
         case more
         /// The body ends after this many bytes.
         case ends(Int)
+        /// With `stopAtTrailers`: the last chunk's line ends after this many bytes; the trailer
+        /// section (and the final CRLF) follows.
+        case lastChunk(Int)
         case malformed
     }
 
-    mutating func scan(_ p: UnsafeRawBufferPointer) -> Outcome {
+    /// `onData`: told each run of chunk data in `p` (to decode the body rather than relay it).
+    mutating func scan(_ p: UnsafeRawBufferPointer, onData: ((Range<Int>) -> Void)? = nil) -> Outcome {
         var i = 0
         let n = p.count
         while i < n {
@@ -56,10 +71,13 @@ struct ChunkedScanner {
                 i += 1
                 sawDigit = false
                 state = remaining == 0 ? .trailerStart : .data
+                if remaining == 0, stopAtTrailers { return .lastChunk(i) }
             case .data:
                 let take = min(UInt64(n - i), remaining)
+                onData?(i..<(i + Int(take)))
                 i += Int(take)
                 remaining -= take
+                payload += take
                 if remaining == 0 { state = .dataCR }
             case .dataCR:
                 guard b == HTTPScan.cr else { return .malformed }

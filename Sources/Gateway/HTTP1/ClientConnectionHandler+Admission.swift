@@ -32,7 +32,7 @@ extension ClientConnectionHandler {
                 becameIdle()
                 let keepAlive = refusal.keepAlive && !server.isDraining
                 context?.write(wrapOutboundOut(refusal.response.bytes(requestID: refusal.requestID, keepAlive: keepAlive, toHEAD: refusal.method == "HEAD",
-                                                                     varyOrigin: state.config.cors != nil, cors: refusal.cors,
+                                                                     varyOrigin: state.config.cors != nil, cors: refusal.cors, http10: refusal.http10,
                                                                      allocator: allocator)), promise: nil)
                 clientNeedsFlush = true
                 if !keepAlive { return closeAfterWrites() }
@@ -47,7 +47,7 @@ extension ClientConnectionHandler {
                     : server.builtIn(path: "\(call.path)", state: state) ?? GatewayServer.BuiltIn(status: .notFound, contentType: "text/plain", body: [])
                 let extra = (star ? [("allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")] : []) + (call.cors ?? [])
                 context?.write(wrapOutboundOut(answer.bytes(requestID: call.requestID, keepAlive: keepAlive, toHEAD: call.isHead,
-                                                            varyOrigin: state.config.cors != nil, cors: extra, allocator: allocator)), promise: nil)
+                                                            varyOrigin: state.config.cors != nil, cors: extra, http10: call.http10, allocator: allocator)), promise: nil)
                 clientNeedsFlush = true
                 if !keepAlive { return closeAfterWrites() }
             case .local(let call):
@@ -125,6 +125,8 @@ extension ClientConnectionHandler {
             context?.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
         pumpBody(exchange)
+        // The body may have ended it already (its framing broke, or it is over the limit).
+        guard self.exchange === exchange else { return }
         connect(exchange)
     }
 

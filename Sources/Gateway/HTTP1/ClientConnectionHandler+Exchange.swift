@@ -48,11 +48,17 @@ extension ClientConnectionHandler {
         var pendingBody: [ByteBuffer] = []
         var bytesIn = 0
 
+        /// A chunked body: its scanner (1 in `bodyRemaining` until it ends), and whether its
+        /// trailer section (dropped) has begun.
+        var requestChunks: ChunkedScanner?
+        var inTrailers = false
+
         init(_ admitted: Admitted) {
             self.admitted = admitted
             request = admitted.request
             upstream = admitted.upstreams[0]
-            bodyRemaining = admitted.bodyLength
+            bodyRemaining = admitted.chunked ? 1 : admitted.bodyLength
+            if admitted.chunked { requestChunks = ChunkedScanner(stopAtTrailers: true) }
         }
 
         var route: RouteEntry { admitted.route }
@@ -75,15 +81,16 @@ extension ClientConnectionHandler {
         var path: String { target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target }
         var query: Substring? { target.firstIndex(of: "?").map { target[target.index(after: $0)...] } }
 
-        /// `x-request-id: ID` and the end of the response head (with `connection: close` if asked).
-        func writeRequestIDField(into buffer: inout ByteBuffer, close: Bool) {
+        /// `x-request-id: ID` and the end of the response head (with `connection: close` if asked,
+        /// or `connection: keep-alive`, which an HTTP/1.0 client needs to keep the connection).
+        func writeRequestIDField(into buffer: inout ByteBuffer, close: Bool, keepAlive: Bool = false) {
             let length = admitted.requestIDLength
             _ = request.withUnsafeReadableBytes { p in
                 buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length + 40) { room in
                     var out = ByteWriter(room)
                     out.put("x-request-id: ")
                     out.put(p, (p.count - 4 - length)..<(p.count - 4))
-                    if close { out.put("\r\nconnection: close\r\n\r\n") } else { out.put("\r\n\r\n") }
+                    if close { out.put("\r\nconnection: close\r\n\r\n") } else if keepAlive { out.put("\r\nconnection: keep-alive\r\n\r\n") } else { out.put("\r\n\r\n") }
                     return out.count
                 }
             }

@@ -49,7 +49,8 @@ extension ClientConnectionHandler {
                                             bytesIn: local.body.count, bytesOut: response.body.count, note: response.note)
                 self.becameIdle()
                 self.context?.write(self.wrapOutboundOut(response.bytes(requestID: call.requestID, keepAlive: keepAlive, toHEAD: call.isHead,
-                                                                        cors: state.config.cors == nil ? nil : call.cors ?? [], allocator: self.allocator)), promise: nil)
+                                                                        cors: state.config.cors == nil ? nil : call.cors ?? [], http10: call.http10,
+                                                                        allocator: self.allocator)), promise: nil)
                 self.clientNeedsFlush = true
                 if keepAlive {
                     self.flushClient()

@@ -47,7 +47,8 @@ extension ClientConnectionHandler {
             case .connect: fail(exchange, .gatewayTimeout("connecting to the upstream of route \(route.name) timed out"))
             case .requestBody:
                 fail(exchange, ErrorResponse(status: .requestTimeout, error: "request_timeout",
-                                             reason: "the request body stalled for \(Duration.describe(route.idleTimeout)) with \(exchange.bodyRemaining) bytes to go"))
+                                             reason: "the request body stalled for \(Duration.describe(route.idleTimeout))"
+                                                 + (exchange.requestChunks == nil ? " with \(exchange.bodyRemaining) bytes to go" : "")))
             case .firstByte: fail(exchange, .gatewayTimeout("no response from upstream within \(Duration.describe(route.firstByteTimeout))"))
             default: abort(exchange, note: "upstream idle for \(Duration.describe(route.idleTimeout))")
             }

@@ -97,14 +97,16 @@ extension ClientConnectionHandler {
         let corsOn = exchange.corsOn
         while var buffered = exchange.responseHead {
             var out = takeScratch(&responseScratch, capacity: buffered.readableBytes + 96)
-            let head = buffered.withUnsafeReadableBytes { responseReader.read($0, requestIsHead: exchange.isHead, corsOn: corsOn, into: &out) }
+            let head = buffered.withUnsafeReadableBytes { responseReader.read($0, requestIsHead: exchange.isHead, corsOn: corsOn,
+                                                                                  http10Client: exchange.admitted.http10, into: &out) }
             switch head {
             case .incomplete:
                 responseScratch = out
                 return nil
             case .malformed(let why):
                 responseScratch = out
-                fail(exchange, .badGateway("upstream answered badly: \(why)"))
+                // (A 101 says what happened in its own words.)
+                fail(exchange, .badGateway(why.hasPrefix("upstream") ? why : "upstream answered badly: \(why)"))
                 return nil
             case .informational(let end):
                 responseScratch = out
@@ -124,11 +126,14 @@ extension ClientConnectionHandler {
                 let keepAlive = ConnectionStateMachine.keepAlive(clientKeepAlive: exchange.keepAlive, draining: server.isDraining, upstreamClose: head.upstreamClose,
                                                                  untilClose: untilClose, bodyToCome: exchange.bodyRemaining > 0)
                 exchange.upstreamKeepAlive = keepAlive.upstream
-                exchange.clientClose = !keepAlive.client
+                // An HTTP/1.0 client's body is delimited by its length, or by the close (a chunked
+                // body reaches it decoded).
+                let delimited = if case .chunked = head.framing { false } else { true }
+                exchange.clientClose = !keepAlive.client || (exchange.admitted.http10 && !delimited)
                 // The answer to this request (no Origin) would differ for one with an Origin.
                 if corsOn { out.writeStaticString("vary: Origin\r\n") }
                 for (name, value) in exchange.cors ?? [] { out.writeString("\(name): \(value)\r\n") }
-                exchange.writeRequestIDField(into: &out, close: exchange.clientClose)
+                exchange.writeRequestIDField(into: &out, close: exchange.clientClose, keepAlive: exchange.admitted.http10 && !exchange.clientClose)
                 staged = out
                 clientNeedsFlush = true
                 exchange.lastActivity = now
@@ -154,6 +159,22 @@ extension ClientConnectionHandler {
             } else {
                 exchange.framing = .length(remaining - take)
             }
+        case .chunked(var scanner) where exchange.admitted.http10:
+            // To an HTTP/1.0 client: the chunks' data only (the connection's close ends it).
+            var parts: [Range<Int>] = []
+            let outcome = bytes.withUnsafeReadableBytes { scanner.scan($0) { parts.append($0) } }
+            for range in parts {
+                if let part = bytes.getSlice(at: bytes.readerIndex + range.lowerBound, length: range.count) { write(exchange, part) }
+            }
+            switch outcome {
+            case .more:
+                exchange.framing = .chunked(scanner)
+            case .ends(let count):
+                bytes.moveReaderIndex(forwardBy: count)
+                complete(exchange, excess: bytes.readableBytes > 0, at: exchange.lastActivity)
+            case .malformed, .lastChunk:
+                abort(exchange, note: "upstream sent malformed chunked framing", unsent: "upstream answered badly: not valid HTTP/1.1 (malformed chunked framing)")
+            }
         case .chunked(var scanner):
             let outcome = bytes.withUnsafeReadableBytes { scanner.scan($0) }
             switch outcome {
@@ -163,8 +184,8 @@ extension ClientConnectionHandler {
             case .ends(let count):
                 if let part = bytes.readSlice(length: count) { write(exchange, part) }
                 complete(exchange, excess: bytes.readableBytes > 0, at: exchange.lastActivity)
-            case .malformed:
-                abort(exchange, note: "upstream sent malformed chunked framing")
+            case .malformed, .lastChunk:
+                abort(exchange, note: "upstream sent malformed chunked framing", unsent: "upstream answered badly: not valid HTTP/1.1 (malformed chunked framing)")
             }
         case .untilClose:
             if bytes.readableBytes > 0 { write(exchange, bytes) }
@@ -222,7 +243,14 @@ extension ClientConnectionHandler {
 
     /// The response broke off after its head went out: the client connection ends too, so the
     /// client sees a truncated response rather than a wrong one.
-    func abort(_ exchange: Exchange, note: String) {
+    /// `unsent`: what the client is told instead when nothing of the response reached it yet
+    /// (its head is still staged): a 502 with the reason, not a head and a cut.
+    func abort(_ exchange: Exchange, note: String, unsent: String? = nil) {
+        if let unsent, staged != nil, self.exchange === exchange {
+            staged = nil
+            exchange.bytesOut = 0
+            return fail(exchange, .badGateway(unsent), note: note)
+        }
         self.exchange = nil
         finish(exchange, status: exchange.status, reusable: false, note: note)
         closeAfterWrites()
@@ -253,7 +281,7 @@ extension ClientConnectionHandler {
         guard let exchange else { return }
         if exchange.framing == nil {
             if ConnectionStateMachine.retriesStale(reused: exchange.reused, responseStarted: exchange.responseHead != nil, alreadyRetried: exchange.retriedStale,
-                                                   idempotent: exchange.admitted.idempotent, hasBody: exchange.admitted.bodyLength > 0) {
+                                                   idempotent: exchange.admitted.idempotent, hasBody: exchange.admitted.bodyLength > 0 || exchange.admitted.chunked) {
                 // A pooled connection the upstream had closed meanwhile: once more on a fresh one.
                 exchange.retriedStale = true
                 machine.reconnecting(now: DispatchTime.now().uptimeNanoseconds)
@@ -268,7 +296,7 @@ extension ClientConnectionHandler {
             exchange.upstreamKeepAlive = false
             return complete(exchange, excess: false)
         }
-        abort(exchange, note: "upstream closed mid-response")
+        abort(exchange, note: "upstream closed mid-response", unsent: "upstream closed the connection mid-response")
     }
 
     /// The exchange failed before a response head went out: answer here. The connection stays
@@ -283,7 +311,8 @@ extension ClientConnectionHandler {
         // With body bytes still to come, the connection cannot be read as requests again.
         let keepAlive = exchange.keepAlive && !server.isDraining && exchange.bodyRemaining == 0
         context?.write(wrapOutboundOut(response.bytes(requestID: exchange.requestID, keepAlive: keepAlive, toHEAD: exchange.isHead,
-                                                     varyOrigin: exchange.corsOn, cors: exchange.cors, allocator: allocator)), promise: nil)
+                                                     varyOrigin: exchange.corsOn, cors: exchange.cors, http10: exchange.admitted.http10,
+                                                     allocator: allocator)), promise: nil)
         clientNeedsFlush = true
         if keepAlive {
             flushClient()

@@ -181,7 +181,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                 // the request can never be complete, so neither connection waits for the idle
                 // timeout. (An answer already under way, say an early 413, is let finish.)
                 self.exchange = nil
-                finish(exchange, status: 499, reusable: false, note: "client closed with \(exchange.bodyRemaining) body bytes to go")
+                finish(exchange, status: 499, reusable: false, note: exchange.requestChunks == nil ? "client closed with \(exchange.bodyRemaining) body bytes to go" : "client closed before its chunked body ended")
                 return context.close(promise: nil)
             }
             if local != nil, machine.inputClosed(bodyToCome: true) == .abandon {
@@ -227,6 +227,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Moves request-body bytes from `inbound` to the upstream (or to the exchange while it
     /// connects).
     func pumpBody(_ exchange: Exchange) {
+        if exchange.requestChunks != nil { return pumpChunks(exchange) }
         guard exchange.bodyRemaining > 0, var buffered = inbound, buffered.readableBytes > 0 else { return }
         let take = min(exchange.bodyRemaining, buffered.readableBytes)
         let part = buffered.readSlice(length: take)!
@@ -245,6 +246,59 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             requestSent(at: now)
         } else {
             upstreamNeedsFlush = true
+        }
+    }
+
+    /// Moves a chunked request body from `inbound` as it is, up to its last chunk; the trailer
+    /// section is dropped (the last chunk is closed with a bare CRLF), and the body's data may
+    /// not pass `max_body_bytes`.
+    func pumpChunks(_ exchange: Exchange) {
+        while exchange.bodyRemaining > 0, var buffered = inbound, buffered.readableBytes > 0, var scanner = exchange.requestChunks {
+            let outcome = buffered.withUnsafeReadableBytes { scanner.scan($0) }
+            exchange.requestChunks = scanner
+            let now = DispatchTime.now().uptimeNanoseconds
+            machine.clientBody(now: now)
+            var forward: ByteBuffer? = nil, ended = false
+            switch outcome {
+            case .more:
+                let part = buffered.readSlice(length: buffered.readableBytes)
+                if !exchange.inTrailers { forward = part }
+            case .lastChunk(let count):
+                forward = buffered.readSlice(length: count)
+                forward?.writeStaticString("\r\n")
+                exchange.inTrailers = true
+            case .ends(let count):
+                let part = buffered.readSlice(length: count)
+                if !exchange.inTrailers { forward = part }
+                ended = true
+            case .malformed:
+                // The rest cannot be read as requests: answered (or cut, mid-response), then closed.
+                inbound = nil
+                let response = ErrorResponse.badRequest("a chunk of the chunked request body has an invalid size line")
+                if exchange.framing == nil { return fail(exchange, response) }
+                return abort(exchange, note: response.reason)
+            }
+            inbound = buffered.readableBytes > 0 ? buffered : nil
+            exchange.bytesIn = Int(clamping: scanner.payload)
+            let limit = currentState().config.server.maxBodyBytes
+            if limit > 0, scanner.payload > UInt64(limit) {
+                inbound = nil
+                if exchange.framing == nil { return fail(exchange, .tooLarge("request body exceeds \(limit) bytes")) }
+                return abort(exchange, note: "request body exceeds \(limit) bytes")
+            }
+            if ended { exchange.bodyRemaining = 0 }
+            guard let part = forward else { continue }
+            guard let handler = exchange.handler else {
+                exchange.pendingBody.append(part)
+                continue
+            }
+            handler.write(part)
+            if ended {
+                handler.flush()
+                requestSent(at: now)
+            } else {
+                upstreamNeedsFlush = true
+            }
         }
     }
 

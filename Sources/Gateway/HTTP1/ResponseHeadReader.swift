@@ -39,8 +39,10 @@ struct ResponseHeadReader {
     init() { fields.reserveCapacity(32) }
 
     /// `requestIsHead`: the request was HEAD (no body follows whatever the fields say).
-    /// `corsOn`: the gateway is the CORS authority. The client's head goes to `out`.
-    mutating func read(_ p: UnsafeRawBufferPointer, requestIsHead: Bool, corsOn: Bool, into out: inout ByteBuffer) -> Outcome {
+    /// `corsOn`: the gateway is the CORS authority. `http10Client`: the client spoke HTTP/1.0,
+    /// so the head says HTTP/1.0 and a chunked body reaches it decoded (Transfer-Encoding goes).
+    /// The client's head goes to `out`.
+    mutating func read(_ p: UnsafeRawBufferPointer, requestIsHead: Bool, corsOn: Bool, http10Client: Bool = false, into out: inout ByteBuffer) -> Outcome {
         // The limit holds whether the head arrived in one read or in several.
         guard let end = HTTPScan.headEnd(p) else { return p.count > Self.limit ? .malformed("response head over 64 KiB") : .incomplete }
         guard end <= Self.limit else { return .malformed("response head over 64 KiB") }
@@ -126,12 +128,15 @@ struct ResponseHeadReader {
         }
         if chunked {
             // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3); the length is not passed on.
-            for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length") { dropped.insert(index) }
+            for (index, field) in fields.enumerated() where HTTPScan.equalsLowercase(p, field.name, "content-length")
+                || (http10Client && HTTPScan.equalsLowercase(p, field.name, "transfer-encoding")) {
+                dropped.insert(index)
+            }
         }
         let fields = self.fields
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: end) { room in
             var writer = ByteWriter(room)
-            writer.put("HTTP/1.1")
+            writer.put(http10Client ? "HTTP/1.0" : "HTTP/1.1")
             if p[12] == HTTPScan.cr {
                 // No reason phrase: the SP after the code is still due (RFC 9112 section 4).
                 writer.put(p, 8..<12)

@@ -84,14 +84,15 @@ extension ErrorResponse {
     /// An answer to HEAD has the head only (its Content-Length still says what GET would get).
     /// `varyOrigin`: a `[cors]` policy is on, so the answer would differ for a request with an Origin.
     /// `cors`: the CORS headers for an allowed Origin.
+    /// `http10`: the client spoke HTTP/1.0, and so does the answer.
     func bytes(requestID: String, keepAlive: Bool, toHEAD: Bool = false, varyOrigin: Bool = false, cors: [(String, String)]? = nil,
-               allocator: ByteBufferAllocator) -> ByteBuffer {
+               http10: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
         let body = body(requestID: requestID)
         var head = head(version: .http1_1, requestID: requestID, contentLength: body.utf8.count, keepAlive: keepAlive)
         if varyOrigin { head.headers.add(name: "vary", value: "Origin") }
         for (name, value) in cors ?? [] { head.headers.add(name: name, value: value) }
         var out = allocator.buffer(capacity: body.utf8.count + 256)
-        out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        out.writeString("HTTP/1.\(http10 ? 0 : 1) \(status.code) \(status.reasonPhrase)\r\n")
         for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
         out.writeStaticString("\r\n")
         if !toHEAD { out.writeString(body) }
@@ -102,9 +103,9 @@ extension ErrorResponse {
 extension GatewayServer.BuiltIn {
     /// The answer as bytes, with the headers the full reader gives it: content type and length,
     /// request id, `cache-control: no-store`, and `vary: Origin` under a `[cors]` policy.
-    func bytes(requestID: String, keepAlive: Bool, toHEAD: Bool, varyOrigin: Bool, cors: [(String, String)]?, allocator: ByteBufferAllocator) -> ByteBuffer {
+    func bytes(requestID: String, keepAlive: Bool, toHEAD: Bool, varyOrigin: Bool, cors: [(String, String)]?, http10: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: body.count + 192)
-        out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\ncontent-type: \(contentType)\r\ncontent-length: \(body.count)\r\n")
+        out.writeString("HTTP/1.\(http10 ? 0 : 1) \(status.code) \(status.reasonPhrase)\r\ncontent-type: \(contentType)\r\ncontent-length: \(body.count)\r\n")
         out.writeString("x-request-id: \(requestID)\r\ncache-control: no-store\r\n")
         if !keepAlive { out.writeStaticString("connection: close\r\n") }
         if varyOrigin { out.writeStaticString("vary: Origin\r\n") }
@@ -118,8 +119,9 @@ extension GatewayServer.BuiltIn {
 extension Admission.Preflight {
     /// 204 with the policy's headers, as the full reader answers a preflight.
     func bytes(allocator: ByteBufferAllocator, keepAlive: Bool) -> ByteBuffer {
+        // (`http10`: the client spoke HTTP/1.0.)
         var out = allocator.buffer(capacity: 512)
-        out.writeString("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nx-request-id: \(requestID)\r\n")
+        out.writeString("HTTP/1.\(http10 ? 0 : 1) 204 No Content\r\ncontent-length: 0\r\nx-request-id: \(requestID)\r\n")
         out.writeStaticString("vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n")
         for (name, value) in headers { out.writeString("\(name): \(value)\r\n") }
         if !keepAlive { out.writeStaticString("connection: close\r\n") }
@@ -133,7 +135,7 @@ extension LocalResponse {
     /// content-length, x-request-id, `cache-control: no-store` unless it set one, `connection:
     /// close` when the connection ends, and under `[cors]` (`cors` not nil) `vary: Origin` and
     /// the CORS headers of an allowed Origin.
-    func bytes(requestID: String, keepAlive: Bool, toHEAD: Bool, cors: [(String, String)]?, allocator: ByteBufferAllocator) -> ByteBuffer {
+    func bytes(requestID: String, keepAlive: Bool, toHEAD: Bool, cors: [(String, String)]?, http10: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         var headers = self.headers
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
         headers.replaceOrAdd(name: "x-request-id", value: requestID)
@@ -144,7 +146,7 @@ extension LocalResponse {
             for (name, value) in cors { headers.add(name: name, value: value) }
         }
         var out = allocator.buffer(capacity: body.count + 256)
-        out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        out.writeString("HTTP/1.\(http10 ? 0 : 1) \(status.code) \(status.reasonPhrase)\r\n")
         for (name, value) in headers { out.writeString("\(name): \(value)\r\n") }
         out.writeStaticString("\r\n")
         if !toHEAD { out.writeBytes(body) }
