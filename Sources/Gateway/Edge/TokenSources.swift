@@ -79,8 +79,12 @@ struct Cut {
             var kept: [Substring] = [], removed = false
             for value in cookies {
                 for part in HTTPScan.string(p, value).split(separator: ";") {
-                    let pair = part.trimmingCharacters(in: .whitespaces)
-                    if cookieNames.contains(where: { pair.hasPrefix($0 + "=") }) { removed = true } else if !pair.isEmpty { kept.append(Substring(pair)) }
+                    // Without the spaces and tabs around it (no Foundation: this is per request).
+                    var start = part.startIndex, end = part.endIndex
+                    while start < end, part[start] == " " || part[start] == "\t" { start = part.index(after: start) }
+                    while end > start, part[part.index(before: end)] == " " || part[part.index(before: end)] == "\t" { end = part.index(before: end) }
+                    let text = part[start..<end]
+                    if cookieNames.contains(where: { text.hasPrefix($0 + "=") }) { removed = true } else if !text.isEmpty { kept.append(text) }
                 }
             }
             if removed {
