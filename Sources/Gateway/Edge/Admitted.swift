@@ -74,7 +74,11 @@ extension Admission {
             block.writeString(value)
             block.writeStaticString("\r\n")
         }
-        if let cookies = cut.cookieLine { add("cookie", cookies) }
+        if let cookies = cut.cookieLine {
+            block.writeStaticString("cookie: ")
+            block.writeBytes(cookies)
+            block.writeStaticString("\r\n")
+        }
         if let identity {
             let names = state.config.identity
             if let user = identity.userID, !names.userID.isEmpty { add(names.userID, user) }

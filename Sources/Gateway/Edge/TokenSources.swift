@@ -58,7 +58,7 @@ enum TokenSources {
 /// rest of the Cookie fields kept, in one field) and the token query parameters.
 struct Cut {
     /// The Cookie field to write instead of the client's (nil: none, or the client's as it came).
-    var cookieLine: String? = nil
+    var cookieLine: [UInt8]? = nil
     /// Token cookies were cut and none is left: the client's Cookie fields go.
     var removedCookies = false
     /// The query to forward instead of the client's (`.some(nil)`: none is left).
@@ -76,19 +76,39 @@ struct Cut {
             }
         }
         if !cookieNames.isEmpty, !cookies.isEmpty {
-            var kept: [Substring] = [], removed = false
+            // As bytes (per request): each `name=value` pair without the spaces and tabs around
+            // it; the token cookies go, the rest are kept in order.
+            let names = cookieNames.map { Array($0.utf8) }
+            var kept: [Range<Int>] = [], removed = false
             for value in cookies {
-                for part in HTTPScan.string(p, value).split(separator: ";") {
-                    // Without the spaces and tabs around it (no Foundation: this is per request).
-                    var start = part.startIndex, end = part.endIndex
-                    while start < end, part[start] == " " || part[start] == "\t" { start = part.index(after: start) }
-                    while end > start, part[part.index(before: end)] == " " || part[part.index(before: end)] == "\t" { end = part.index(before: end) }
-                    let text = part[start..<end]
-                    if cookieNames.contains(where: { text.hasPrefix($0 + "=") }) { removed = true } else if !text.isEmpty { kept.append(text) }
+                var i = value.lowerBound
+                while i < value.upperBound {
+                    var j = i
+                    while j < value.upperBound, p[j] != UInt8(ascii: ";") { j += 1 }
+                    var start = i, end = j
+                    while start < end, p[start] == HTTPScan.sp || p[start] == HTTPScan.tab { start += 1 }
+                    while end > start, p[end - 1] == HTTPScan.sp || p[end - 1] == HTTPScan.tab { end -= 1 }
+                    if start < end {
+                        let isToken = names.contains { name in
+                            end - start > name.count && p[start + name.count] == UInt8(ascii: "=") && name.withUnsafeBytes { memcmp(p.baseAddress! + start, $0.baseAddress!, name.count) == 0 }
+                        }
+                        if isToken { removed = true } else { kept.append(start..<end) }
+                    }
+                    i = j + 1
                 }
             }
             if removed {
-                if kept.isEmpty { removedCookies = true } else { cookieLine = kept.joined(separator: "; ") }
+                if kept.isEmpty {
+                    removedCookies = true
+                } else {
+                    var line: [UInt8] = []
+                    line.reserveCapacity(kept.reduce(0) { $0 + $1.count + 2 })
+                    for (k, range) in kept.enumerated() {
+                        if k > 0 { line.append(contentsOf: "; ".utf8) }
+                        line.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[range]))
+                    }
+                    cookieLine = line
+                }
             }
         }
         if !queryNames.isEmpty, let query {
