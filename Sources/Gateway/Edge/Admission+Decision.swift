@@ -45,8 +45,8 @@ extension Admission {
         func consuming(_ consumed: Int) -> Decision {
             switch self {
             case .incomplete, .fullReader, .rewritten: return self
-            case .forward(var admitted): admitted.consumed = consumed; return .forward(admitted)
-            case .awaitSession(var admitted, let id): admitted.consumed = consumed; return .awaitSession(admitted, sessionID: id)
+            case .forward(let admitted): admitted.consumed = consumed; return .forward(admitted)
+            case .awaitSession(let admitted, let id): admitted.consumed = consumed; return .awaitSession(admitted, sessionID: id)
             case .builtIn(var call): call.consumed = consumed; return .builtIn(call)
             case .local(var call): call.consumed = consumed; return .local(call)
             case .preflight(var preflight): preflight.consumed = consumed; return .preflight(preflight)

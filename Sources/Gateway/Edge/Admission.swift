@@ -14,6 +14,8 @@ import NIOHTTP1
 struct Admission {
     /// The largest local API request body.
     static let localBodyLimit = 1 << 20
+    /// How long a local API request (a login, a session call) may wait for the runtime.
+    static let localTimeout = 10.0
 
     let localAPI: LocalAPI
     /// `x-forwarded-for: IP\r\nx-forwarded-proto: http\r\nx-real-ip: IP\r\n`

@@ -4,7 +4,9 @@ import NIOCore
 
 /// A request admitted for an upstream: its route, who sent it, and the request to write
 /// upstream, as bytes. Method, target and request id become strings only when logged.
-struct Admitted {
+/// A class: the decision and the exchange hold it by reference (as a struct of a dozen
+/// references it was copied, retained and released field by field on the way).
+final class Admitted {
     let route: RouteEntry
     /// The request head as the client sent it (a slice of the connection's bytes, not a copy).
     let head: ByteBuffer
@@ -37,6 +39,31 @@ struct Admitted {
     var consumed: Int
     /// The query as forwarded when token parameters were cut from it (`.some(nil)`: none is left).
     let forwardedQuery: Substring??
+
+    init(route: RouteEntry, head: ByteBuffer, methodRange: Range<Int>, targetRange: Range<Int>, isHead: Bool, idempotent: Bool, keepAlive: Bool,
+         identity: Identity?, request: ByteBuffer, headerStart: Int, requestIDLength: Int, upstreams: [Upstream], bodyLength: Int, chunked: Bool,
+         http10: Bool, expectContinue: Bool, corsOn: Bool, cors: [(String, String)]?, consumed: Int, forwardedQuery: Substring??) {
+        self.route = route
+        self.head = head
+        self.methodRange = methodRange
+        self.targetRange = targetRange
+        self.isHead = isHead
+        self.idempotent = idempotent
+        self.keepAlive = keepAlive
+        self.identity = identity
+        self.request = request
+        self.headerStart = headerStart
+        self.requestIDLength = requestIDLength
+        self.upstreams = upstreams
+        self.bodyLength = bodyLength
+        self.chunked = chunked
+        self.http10 = http10
+        self.expectContinue = expectContinue
+        self.corsOn = corsOn
+        self.cors = cors
+        self.consumed = consumed
+        self.forwardedQuery = forwardedQuery
+    }
 }
 
 extension Admission {

@@ -56,7 +56,7 @@ final class UpstreamHealth: Sendable {
         report(origin, ejection.failures)
         logger.warning("upstream ejected", metadata: [
             "upstream": "\(origin)", "for_s": "\(Double(ejection.until &- now) / 1e9)", "failures_in_a_row": "\(ejection.failures)",
-            "reason": "\(ProxyServerHandler.describe(error))",
+            "reason": "\(ErrorResponse.describe(error))",
         ])
     }
 

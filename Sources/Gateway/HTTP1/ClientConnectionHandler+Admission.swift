@@ -6,7 +6,7 @@ import NIOHTTP1
 
 extension ClientConnectionHandler {
     func takeRequests() {
-        while exchange == nil, local == nil, !handedOver, !closing, let buffered = inbound, buffered.readableBytes > 0 {
+        while exchange == nil, local == nil, !closing, let buffered = inbound, buffered.readableBytes > 0 {
             // Answers made here wait while the client is not reading them: a client that
             // pipelines requests and never reads cannot make the gateway hold their answers.
             // Reads stop too once `inbound` is full; writability coming back resumes.
@@ -22,8 +22,12 @@ extension ClientConnectionHandler {
                     return answerAndClose(.headersTooLarge("request head is over \(limit) bytes, the limit"))
                 }
                 return resumeClientReads()
-            case .fullReader, .rewritten:
-                return handOver()
+            case .fullReader(let why):
+                answerUnreadable(buffered, why: why)
+                if closing { return }
+            case .rewritten:
+                answerUnreadable(buffered, why: "written again twice")
+                if closing { return }
             case .answer(let refusal):
                 inbound!.moveReaderIndex(forwardBy: refusal.consumed)
                 if inbound!.readableBytes == 0 { inbound = nil }
@@ -130,38 +134,42 @@ extension ClientConnectionHandler {
         connect(exchange)
     }
 
-    /// Gives the connection to the full HTTP stack, with the bytes not used yet.
-    func handOver() {
-        guard let context else { return }
-        handedOver = true
-        timer?.cancel()
-        timer = nil
-        // The full path holds reads while it works, so it never needs half-closure.
-        _ = context.channel.setOption(.allowRemoteHalfClosure, value: false)
-        // One read per readiness: reads stop while pipelined requests wait to be handled, and
-        // a read cycle of several reads could decode thousands of them first.
-        _ = context.channel.setOption(.maxMessagesPerRead, value: 1)
-        let sync = context.pipeline.syncOperations
-        do {
-            // No NIO error handler (it answers a bare 400): ProxyServerHandler answers bytes that
-            // do not parse in the gateway's vocabulary, after the requests before them.
-            try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-            try sync.addHandler(ProxyServerHandler(server: server, pool: httpPool))
-        } catch {
-            handedOver = false  // still this handler's connection: it counts the close
-            context.close(promise: nil)
-            return
-        }
-        if let buffered = inbound {
+    /// A head the byte scanner does not read: NIOHTTP1's parser says why (400 with its reason,
+    /// and the connection ends: what follows cannot be read as requests), or, where it reads
+    /// the head, the gateway says why it is still refused.
+    func answerUnreadable(_ buffered: ByteBuffer, why: StaticString) {
+        let end = buffered.withUnsafeReadableBytes { HTTPScan.headEnd($0) } ?? buffered.readableBytes
+        guard let head = buffered.getSlice(at: buffered.readerIndex, length: end) else { return answerAndClose(.badRequest("the request is not valid HTTP/1.1")) }
+        switch HeadParser.parse(head) {
+        case .refused(let response):
             inbound = nil
-            context.fireChannelRead(wrapInboundOut(buffered))
-            context.fireChannelReadComplete()
+            answerAndClose(response)
+        case .head(let parsed):
+            let response: ErrorResponse
+            switch "\(why)" {
+            case "target form":
+                response = .badRequest(parsed.uri.lowercased().hasPrefix("http") ? "an absolute request target must be http(s)://host[:port]/path, without user information"
+                                                                                  : "request target must be an absolute path")
+            case "chunked local API request":
+                response = ErrorResponse(status: .lengthRequired, error: "length_required", reason: "the gateway's own endpoints read a body with a Content-Length")
+            case "Transfer-Encoding in HTTP/1.0":
+                response = .badRequest("an HTTP/1.0 request has no Transfer-Encoding")
+            default:
+                response = .badRequest("the request head is not one the gateway reads (\(why))")
+            }
+            // Its body, if it has one, is not read: the connection ends after the answer.
+            let bodyless = (parsed.headers.first(name: "content-length").flatMap(Int.init) ?? 0) == 0 && !parsed.headers.contains(name: "transfer-encoding")
+            let keepAlive = parsed.isKeepAlive && bodyless && !server.isDraining
+            let requestID = parsed.headers.first(name: "x-request-id").flatMap { RequestIDs.isValid($0.utf8) ? $0 : nil } ?? RequestIDs.next()
+            inbound!.moveReaderIndex(forwardBy: end)
+            if inbound!.readableBytes == 0 { inbound = nil }
+            server.answeredHere(response, requestID: requestID, method: parsed.method.rawValue, uri: parsed.uri)
+            becameIdle()
+            context?.write(wrapOutboundOut(response.bytes(requestID: requestID, keepAlive: keepAlive, toHEAD: parsed.method == .HEAD,
+                                                         varyOrigin: currentState().config.cors != nil, http10: parsed.version.minor == 0,
+                                                         allocator: allocator)), promise: nil)
+            clientNeedsFlush = true
+            if !keepAlive { closeAfterWrites() }
         }
-        if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
-        if pendingRead {
-            pendingRead = false
-            context.read()
-        }
-        sync.removeHandler(context: context, promise: nil)
     }
 }

@@ -31,7 +31,7 @@ extension ClientConnectionHandler {
         let request = LocalRequest(method: HTTPMethod(rawValue: call.method), path: call.path, query: LocalRequest.parseQuery(call.query),
                                    headers: HTTPHeaders(call.headers), body: local.body, remoteIP: remoteIP, requestID: call.requestID)
         let state = currentState()
-        context?.eventLoop.makeFutureWithTask { try await withDeadline(seconds: ProxyServerHandler.localTimeout) { await api.handle(request, state: state) } }
+        context?.eventLoop.makeFutureWithTask { try await withDeadline(seconds: Admission.localTimeout) { await api.handle(request, state: state) } }
             .assumeIsolated().whenComplete { result in
                 guard self.local === local else { return }
                 self.local = nil

@@ -19,7 +19,7 @@ extension ClientConnectionHandler {
 
     /// Carries out what the state machine finds due.
     func timerFired() {
-        guard !closing, !handedOver else { return }
+        guard !closing else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         switch machine.check(now: now, partialHead: exchange == nil && local == nil && (inbound?.readableBytes ?? 0) > 0) {
         case .none:

@@ -39,7 +39,7 @@ extension ClientConnectionHandler {
                     exchange.request = request
                     return self.connect(exchange)
                 }
-                self.fail(exchange, .connectFailed(route: exchange.route.name, error), note: "cannot connect to \(exchange.upstream): \(ProxyServerHandler.describe(error))")
+                self.fail(exchange, .connectFailed(route: exchange.route.name, error), note: "cannot connect to \(exchange.upstream): \(ErrorResponse.describe(error))")
             }
         }
     }
@@ -290,7 +290,7 @@ extension ClientConnectionHandler {
                 exchange.handler = nil
                 return connect(exchange)
             }
-            return fail(exchange, .badGateway(error.map { "upstream connection failed: \(ProxyServerHandler.describe($0))" } ?? "upstream closed the connection before answering"))
+            return fail(exchange, .badGateway(error.map { "upstream connection failed: \(ErrorResponse.describe($0))" } ?? "upstream closed the connection before answering"))
         }
         if case .untilClose = exchange.framing {
             exchange.upstreamKeepAlive = false

@@ -19,9 +19,8 @@ import Synchronization
 ///     ClientConnectionHandler+Upstream.swift   connect, send, the response, endings
 ///     ClientConnectionHandler+Timer.swift      the one timer, and what expires
 ///
-/// A head the byte scanner does not read (HTTP/1.0, a chunked request body, an absolute-form
-/// target, a Host with a trailing dot, bytes that are not HTTP/1.1) hands the connection,
-/// with the bytes not yet used, to NIOHTTP1 and `ProxyServerHandler`, which stays its reader.
+/// A head the byte scanner does not read is read by NIOHTTP1's parser (HTTP1/HeadParser) for
+/// the reason it is refused; nothing else reads requests, and no connection changes handlers.
 final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler, RawUpstreamDelegate {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -30,7 +29,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     let server: GatewayServer
     let pool: UpstreamPool
-    let httpPool: UpstreamPool
     /// Set while the handler is in the pipeline, nil once it left (closed or handed over): the
     /// context holds the handler, so holding the context after that kept both and everything
     /// they reach alive (every connection leaked). Work that completes later finds it nil.
@@ -41,7 +39,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// A local API request in progress: its body being read, or the runtime answering it.
     var local: LocalExchange?
     var pendingRead = false
-    var handedOver = false
     var closing = false
     /// The client shut its sending side: answer what it sent, then close.
     var inputClosed = false
@@ -105,10 +102,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         return timer
     }
 
-    init(server: GatewayServer, pool: UpstreamPool, httpPool: UpstreamPool) {
+    init(server: GatewayServer, pool: UpstreamPool) {
         self.server = server
         self.pool = pool
-        self.httpPool = httpPool
         machine = ConnectionStateMachine(clientIdle: UInt64(server.state.config.server.clientIdleTimeout * 1e9), now: DispatchTime.now().uptimeNanoseconds)
         admission = Admission(localAPI: server.localAPI, remoteIP: "")
     }
@@ -150,9 +146,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
-        // Handed over and closed before this handler left the pipeline (the full path answered
-        // the bytes handed over and closed): the full path counts the close.
-        if handedOver { return context.fireChannelInactive() }
         server.metrics.connectionClosed()
         server.connections.closed(context.channel)
         if let exchange {
@@ -214,8 +207,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func resumeClientReads() {
-        if inputClosed, exchange == nil, local == nil, !closing, !handedOver { return closeAfterWrites() }
-        guard pendingRead, !handedOver, mayReadClient else { return }
+        if inputClosed, exchange == nil, local == nil, !closing { return closeAfterWrites() }
+        guard pendingRead, mayReadClient else { return }
         pendingRead = false
         context?.read()
     }
@@ -379,7 +372,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         // Answers written here go out now: this may run from a writability change or a timer,
         // after which no read completes to flush them (the last answers of a long pipeline
         // waited for bytes that never came).
-        if clientNeedsFlush, !handedOver { flushClient() }
+        if clientNeedsFlush { flushClient() }
     }
 
 }

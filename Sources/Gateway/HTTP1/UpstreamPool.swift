@@ -22,12 +22,8 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
     private var lastSlot: Slot?
     private let maxIdlePerOrigin = 256
     let loop: any EventLoop
-    /// Connections carry bytes (RawUpstreamHandler) rather than HTTP parts (UpstreamHandler).
-    let raw: Bool
-
-    init(loop: any EventLoop, raw: Bool = false) {
+    init(loop: any EventLoop) {
         self.loop = loop
-        self.raw = raw
     }
 
     /// An idle connection if one is alive (and `fresh` is false), else a new one. The flag in
@@ -48,18 +44,9 @@ final class UpstreamPool: @unchecked Sendable {  // confined to `loop`: every us
             .connectTimeout(.milliseconds(Int64(connectTimeout * 1000)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.autoRead, value: true)
-            .channelInitializer { [raw] channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if raw {
-                        try channel.pipeline.syncOperations.addHandler(RawUpstreamHandler())
-                    } else {
-                        // No outbound validation: it refuses targets with { } | ^ and the like,
-                        // which NIOHTTP1's parser accepted from the client and the direct path
-                        // forwards as they came (as HAProxy does). What the gateway adds is checked
-                        // where it is made (identity values with control characters are refused).
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                        try channel.pipeline.syncOperations.addHandler(UpstreamHandler(), name: UpstreamHandler.name)
-                    }
+                    try channel.pipeline.syncOperations.addHandler(RawUpstreamHandler())
                 }
             }
             .connect(host: upstream.host, port: upstream.port)

@@ -10,8 +10,8 @@ import Runtime
 /// The gateway's connection handlers driven on EmbeddedChannels, with no sockets: what a
 /// client sends goes in, what it would receive comes out, and each request that reaches an
 /// upstream is answered from an upstream connection put in the pool beforehand. Everything
-/// but the sockets is the code that serves (the direct path, the hand-over, NIOHTTP1 and
-/// `ProxyServerHandler`, routes, tokens, the response-head and chunked scanners).
+/// but the sockets is the code that serves (the connection handler, the admission, NIOHTTP1's
+/// parser for unreadable heads, routes, tokens, the response-head and chunked scanners).
 ///
 /// For the fuzz targets (Fuzz/): one instance per process, used from the thread that made it.
 /// Routes that need the runtime store (session checks) and the local API run work off the
@@ -42,12 +42,11 @@ package final class EmbeddedGateway {
 
     /// One client connection: `request` arrives in pieces of `piece` bytes (all at once when 0),
     /// each upstream request is answered with `answer` (at most `answers` times in all), then
-    /// the clock moves past every timeout and the connection closes. `fullPath` starts the
-    /// connection on NIOHTTP1 and `ProxyServerHandler`, as after a hand-over. Returns the bytes
-    /// the client received.
-    package func serve(_ request: [UInt8], answer: [UInt8], piece: Int = 0, answers: Int = 8, fullPath: Bool = false) -> [UInt8] {
-        let raw = UpstreamPool(loop: loop, raw: true), http = UpstreamPool(loop: loop)
-        var rawChannels: [EmbeddedChannel] = [], httpChannels: [EmbeddedChannel] = []
+    /// the clock moves past every timeout and the connection closes. Returns the bytes the
+    /// client received.
+    package func serve(_ request: [UInt8], answer: [UInt8], piece: Int = 0, answers: Int = 8) -> [UInt8] {
+        let raw = UpstreamPool(loop: loop)
+        var rawChannels: [EmbeddedChannel] = []
         for upstream in upstreams {
             for _ in 0..<2 {
                 let rawChannel = EmbeddedChannel(loop: loop)
@@ -56,23 +55,12 @@ package final class EmbeddedGateway {
                 _ = rawChannel.connect(to: clientAddress!)
                 raw.release(rawChannel, upstream, handler: handler)
                 rawChannels.append(rawChannel)
-                let httpChannel = EmbeddedChannel(loop: loop)
-                try? httpChannel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                try? httpChannel.pipeline.syncOperations.addHandler(UpstreamHandler(), name: UpstreamHandler.name)
-                _ = httpChannel.connect(to: clientAddress!)
-                http.release(httpChannel, upstream)
-                httpChannels.append(httpChannel)
             }
         }
         let client = EmbeddedChannel(loop: loop)
         client.remoteAddress = clientAddress
         do {
-            if fullPath {
-                try client.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-                try client.pipeline.syncOperations.addHandler(ProxyServerHandler(server: server, pool: http))
-            } else {
-                try client.pipeline.syncOperations.addHandler(ClientConnectionHandler(server: server, pool: raw, httpPool: http))
-            }
+            try client.pipeline.syncOperations.addHandler(ClientConnectionHandler(server: server, pool: raw))
         } catch {
             return []
         }
@@ -82,7 +70,7 @@ package final class EmbeddedGateway {
         func drain() {
             for _ in 0..<64 {
                 var moved = false
-                for channel in rawChannels + httpChannels where channel.isActive {
+                for channel in rawChannels where channel.isActive {
                     var wrote = false
                     while let part = try? channel.readOutbound(as: IOData.self) {
                         if case .byteBuffer(let bytes) = part, bytes.readableBytes > 0 { wrote = true }
@@ -122,7 +110,7 @@ package final class EmbeddedGateway {
         client.close(promise: nil)
         loop.run()
         drain()
-        for channel in rawChannels + httpChannels { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        for channel in rawChannels { _ = try? channel.finish(acceptAlreadyClosed: true) }
         _ = try? client.finish(acceptAlreadyClosed: true)
         loop.run()
         return received

@@ -63,6 +63,12 @@ extension ErrorResponse {
         return .badGateway("cannot connect to the upstream of route \(route): \(connectFailureKind(error))")
     }
 
+    /// An error as the access log says it.
+    static func describe(_ error: any Error) -> String {
+        if let io = error as? IOError { return io.description }
+        return String(describing: error)
+    }
+
     /// "connection refused", "host unreachable", ...: what a connect error says, without addresses.
     static func connectFailureKind(_ error: any Error) -> String {
         var errnos: [CInt] = []

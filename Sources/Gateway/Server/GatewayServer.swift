@@ -26,7 +26,6 @@ public final class GatewayServer: Sendable {
     private let keys: KeyStore
     /// Other projects' JWKS URLs, if any.
     private let remote: RemoteJWKS?
-    private let pools: [ObjectIdentifier: UpstreamPool]
     private let rawPools: [ObjectIdentifier: UpstreamPool]
     private let draining = Atomic<Bool>(false)
     /// Bumped after each swap of `state`: a connection keeps the state it read until this changes.
@@ -126,12 +125,10 @@ public final class GatewayServer: Sendable {
         } else {
             accessLog = nil
         }
-        var pools: [ObjectIdentifier: UpstreamPool] = [:], rawPools: [ObjectIdentifier: UpstreamPool] = [:]
+        var rawPools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop)
-            rawPools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop, raw: true)
+            rawPools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop)
         }
-        self.pools = pools
         self.rawPools = rawPools
     }
 
@@ -160,10 +157,9 @@ public final class GatewayServer: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // The direct path first; it hands the connection to the full HTTP stack
-                    // (ProxyServerHandler) when a request needs it.
+                    // One handler a connection (HTTP1/ClientConnectionHandler), its loop's pool.
                     let loop = ObjectIdentifier(channel.eventLoop)
-                    try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(server: self, pool: self.rawPools[loop]!, httpPool: self.pools[loop]!))
+                    try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(server: self, pool: self.rawPools[loop]!))
                 }
             }
             .bind(host: config.server.host, port: config.server.port).get()
