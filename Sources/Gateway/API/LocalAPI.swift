@@ -105,8 +105,7 @@ final class LocalAPI: Sendable {
 
     /// Verifies a bearer token with the running verifier.
     static func bearer(_ request: LocalRequest, state: GatewayState) -> Result<Identity, AuthFailure>? {
-        guard let token = Authenticator.token(in: HTTPRequestHead(version: .http1_1, method: request.method, uri: request.path, headers: request.headers),
-                                             query: nil, sources: [.authorization]) else { return nil }
+        guard let token = Authenticator.bearer(in: request.headers["authorization"]) else { return nil }
         do {
             let verified = try state.verifier.verify(String(token))
             return .success(Identity(token: verified, tenantClaim: state.config.identity.tenantClaim))

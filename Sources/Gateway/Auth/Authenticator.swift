@@ -1,5 +1,4 @@
 import JOSE
-import NIOHTTP1
 
 /// Finds the token in a request (the configured sources, in order), verifies it and applies
 /// the route's policy. Knows nothing of channels.
@@ -14,14 +13,6 @@ struct Authenticator: Sendable {
         /// Passed; identity is nil on public routes and on optional routes without a token.
         case pass(Identity?)
         case refuse(AuthFailure)
-    }
-
-    func authenticate(route: RouteConfig, head: HTTPRequestHead, query: Substring?) -> Outcome {
-        if route.auth == .public { return .pass(nil) }
-        guard var token = Self.token(in: head, query: query, sources: sources) else {
-            return authenticate(route: route, token: nil)
-        }
-        return token.withUTF8 { authenticate(route: route, token: UnsafeRawBufferPointer($0)) }
     }
 
     /// The policy for a token already found (nil: none was sent), given as its bytes.
@@ -46,65 +37,16 @@ struct Authenticator: Sendable {
         }
     }
 
-    /// The first token found in the configured sources.
-    static func token(in head: HTTPRequestHead, query: Substring?, sources: [TokenSource]) -> Substring? {
-        for source in sources {
-            switch source {
-            case .authorization:
-                for value in head.headers["authorization"] {
-                    if let token = Self.scan(value, HTTPScan.bearerToken) { return token }
-                }
-            case .apikey:
-                if let value = head.headers.first(name: "apikey"), !value.isEmpty { return Substring(value) }
-            case .cookie(let name):
-                for header in head.headers["cookie"] {
-                    if let token = Self.scan(header, { HTTPScan.cookie($0, $1, named: name) }) { return token }
-                }
-            case .query(let name):
-                guard let query else { continue }
-                for pair in query.split(separator: "&") where Self.parameterName(pair) == name {
-                    let value = Self.parameterValue(pair)
-                    if !value.isEmpty { return value.removingPercentEncodingIfNeeded() }
-                }
-            }
+    /// The bearer token of the first Authorization value that has one.
+    static func bearer(in authorization: [String]) -> Substring? {
+        for value in authorization {
+            if let token = Self.scan(value, HTTPScan.bearerToken) { return token }
         }
         return nil
     }
 }
 
 extension Authenticator {
-    /// A credential given twice in one of the configured sources (two Authorization or apikey
-    /// fields, the token cookie twice, the query parameter twice): which one would the upstream
-    /// read? RFC 6750 section 3.1 calls it invalid_request (400).
-    static func duplicateCredential(in head: HTTPRequestHead, query: Substring?, sources: [TokenSource]) -> String? {
-        for source in sources {
-            switch source {
-            case .authorization:
-                if head.headers["authorization"].count > 1 { return "more than one Authorization header" }
-            case .apikey:
-                if head.headers["apikey"].count > 1 { return "more than one apikey header" }
-            case .cookie(let name):
-                // Counted as the token is found (HTTPScan.cookie: a value that is not empty).
-                var count = 0
-                for header in head.headers["cookie"] {
-                    var header = header
-                    count += header.withUTF8 { bytes in
-                        let p = UnsafeRawBufferPointer(bytes)
-                        var found = 0, from = 0
-                        while let value = HTTPScan.cookie(p, from..<p.count, named: name) { found += 1; from = value.upperBound }
-                        return found
-                    }
-                }
-                if count > 1 { return "the \(name) cookie is given more than once" }
-            case .query(let name):
-                if let query, query.split(separator: "&").filter({ parameterName($0) == name && !parameterValue($0).isEmpty }).count > 1 {
-                    return "the \(name) query parameter is given more than once"
-                }
-            }
-        }
-        return nil
-    }
-
     /// A query pair's name as an upstream's framework reads it: percent-decoded, so that
     /// `%61ccess_token=...` is found (and cut) as `access_token`.
     static func parameterName(_ pair: Substring) -> Substring {
