@@ -1,10 +1,10 @@
-// Fuzz target: a client's bytes on the direct path (ClientConnectionHandler and HTTPScan).
+// Fuzz target: a client's bytes on a connection (ClientConnectionHandler, Admission, HTTPScan).
 //
 // The input (after one selector byte) is everything a client sends on one connection, in
 // pieces of 1 to 15 bytes or all at once: request heads read as bytes (request line, fields,
 // Host, Content-Length, Connection, Expect, token sources, the path checks, routes), bodies,
-// pipelined requests, and whatever the direct path hands over to NIOHTTP1 and
-// ProxyServerHandler. Each request that reaches an upstream is answered 200. "@TOKEN@" in the
+// pipelined requests, and the heads the scanner does not read (NIOHTTP1's parser, HeadParser,
+// says why they are refused). Each request that reaches an upstream is answered 200. "@TOKEN@" in the
 // input becomes a valid token, so the fuzzer also reaches the routes that need one. The client
 // must receive nothing but HTTP/1.1 responses.
 import FuzzGateway
@@ -22,7 +22,7 @@ public func test(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     var input = FuzzInput(start, count)
     let selector = input.byte()
     let request = replacingPlaceholder(Array(input.rest), with: Harness.token)
-    let received = Harness.gateway.serve(request, answer: Harness.answer, piece: Int(selector % 16), fullPath: false)
+    let received = Harness.gateway.serve(request, answer: Harness.answer, piece: Int(selector % 16))
     checkResponses(received)
     return 0
 }

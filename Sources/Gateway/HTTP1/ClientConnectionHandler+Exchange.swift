@@ -86,7 +86,7 @@ extension ClientConnectionHandler {
         func writeRequestIDField(into buffer: inout ByteBuffer, close: Bool, keepAlive: Bool = false) {
             let length = admitted.requestIDLength
             _ = request.withUnsafeReadableBytes { p in
-                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length + 40) { room in
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length + 48) { room in  // "x-request-id: " and the longest ending, "\r\nconnection: keep-alive\r\n\r\n"
                     var out = ByteWriter(room)
                     out.put("x-request-id: ")
                     out.put(p, (p.count - 4 - length)..<(p.count - 4))
