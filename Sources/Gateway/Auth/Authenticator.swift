@@ -4,7 +4,6 @@ import JOSE
 /// the route's policy. Knows nothing of channels.
 struct Authenticator: Sendable {
     let verifier: TokenVerifier
-    let sources: [TokenSource]
     let tenantClaim: String
     /// Told when a token names a kid no key has (remote JWKS refetch).
     var onUnknownKid: (@Sendable () -> Void)? = nil

@@ -27,7 +27,7 @@ final class GatewayState: Sendable {
         router = Router(routes: config.routes)
         verifier = TokenVerifier(keys: keys, policy: config.auth.policy, maximumTokenSize: config.auth.maxTokenSize,
                                  cacheCapacity: config.auth.cacheSize)
-        authenticator = Authenticator(verifier: verifier, sources: config.auth.tokenSources, tenantClaim: config.identity.tenantClaim,
+        authenticator = Authenticator(verifier: verifier, tenantClaim: config.identity.tenantClaim,
                                       onUnknownKid: onUnknownKid)
         cursors = config.routes.map { _ in AtomicCounter() }
         routeEntries = config.routes.map(RouteEntry.init)
